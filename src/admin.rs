@@ -1,0 +1,80 @@
+//! The admin port: `/livez`, `/readyz` and (later) `/metrics`, apart from
+//! viewer traffic so probes answer even when viewers saturate the relay.
+//! Owns the readiness latch: ready while the viewer listener serves and
+//! shutdown has not begun.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::server::{Body, text};
+
+/// Readiness: every condition must hold for `/readyz` to answer 200.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    serving: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    /// A latch that is not ready yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The viewer listener accepts connections.
+    pub fn set_serving(&self) {
+        self.serving.store(true, Ordering::SeqCst);
+    }
+
+    /// Shutdown has begun: not ready, for good.
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// `Ok` when ready, else why not.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            Err("shutting down")
+        } else if !self.serving.load(Ordering::SeqCst) {
+            Err("starting: viewer listener not serving yet")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What the admin routes need.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The readiness latch.
+    pub readiness: Arc<Readiness>,
+}
+
+impl Admin {
+    /// Answers one admin request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: use GET\n",
+                head,
+            );
+        }
+        match req.uri().path() {
+            "/livez" => text(StatusCode::OK, "ok: running\n", head),
+            "/readyz" => match self.readiness.check() {
+                Ok(()) => text(StatusCode::OK, "ready: serving viewers\n", head),
+                Err(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("not ready: {why}\n"),
+                    head,
+                ),
+            },
+            _ => text(StatusCode::NOT_FOUND, "not found: try /livez or /readyz\n", head),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The hub: the newest frame of a source plus its counters. Ingest publishes
+//! into it; every viewer reads from it. It keeps exactly one frame (a
+//! `tokio::sync::watch` slot), so a slow viewer skips to the newest frame and
+//! nothing ever queues per viewer. Frames are `Bytes`: handing one to a viewer
+//! is a reference-count increment, never a copy.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// One JPEG as the camera sent it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// 1 for the first frame of the source, then +1 per frame.
+    pub seq: u64,
+    /// The JPEG bytes, untouched.
+    pub jpeg: Bytes,
+    /// When the relay received the frame.
+    pub received: Instant,
+}
+
+/// What the upstream connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Opening the connection.
+    Connecting,
+    /// Frames are arriving.
+    Streaming,
+    /// The connection failed or ended; waiting to retry.
+    Reconnecting,
+    /// The camera refused the credentials; waiting to retry.
+    Unauthorized,
+    /// Not connected and not trying (on-demand with no viewers, or shut down).
+    Idle,
+}
+
+impl SourceState {
+    /// The lower-case name used in status pages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Streaming => "streaming",
+            SourceState::Reconnecting => "reconnecting",
+            SourceState::Unauthorized => "unauthorized",
+            SourceState::Idle => "idle",
+        }
+    }
+}
+
+/// Counters, all monotonic except `viewers`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames received from the source.
+    pub frames_in: AtomicU64,
+    /// JPEG bytes received from the source.
+    pub bytes_in: AtomicU64,
+    /// Frames written to viewers (summed over viewers).
+    pub frames_out: AtomicU64,
+    /// Bytes written to viewers, framing included.
+    pub bytes_out: AtomicU64,
+    /// Viewers connected now.
+    pub viewers: AtomicU64,
+    /// Viewer sessions ever started.
+    pub viewer_sessions: AtomicU64,
+    /// Frames a viewer never got because a newer one replaced them first.
+    pub frames_skipped: AtomicU64,
+    /// Parts the parser dropped (not JPEG, too large, unreadable).
+    pub parts_dropped: AtomicU64,
+    /// Upstream connection attempts after the first.
+    pub reconnects: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Health {
+    state: SourceState,
+    since: SystemTime,
+    last_error: Option<String>,
+    /// Arrival times of recent frames, for the fps figure.
+    recent: VecDeque<Instant>,
+}
+
+/// The newest frame of one source, and everything counted about it.
+#[derive(Debug)]
+pub struct Hub {
+    name: String,
+    display: String,
+    slot: watch::Sender<Option<Frame>>,
+    /// Counters read by status pages and metrics.
+    pub counters: Counters,
+    health: Mutex<Health>,
+    started: Instant,
+}
+
+/// Window over which fps is measured.
+const FPS_WINDOW: Duration = Duration::from_secs(2);
+
+impl Hub {
+    /// A hub for the source called `name`, shown as `display` (a redacted URL).
+    pub fn new(name: impl Into<String>, display: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            display: display.into(),
+            slot: watch::Sender::new(None),
+            counters: Counters::default(),
+            health: Mutex::new(Health {
+                state: SourceState::Connecting,
+                since: SystemTime::now(),
+                last_error: None,
+                recent: VecDeque::with_capacity(128),
+            }),
+            started: Instant::now(),
+        }
+    }
+
+    /// The source's name (`default` for a single camera).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The source as shown to people (no secrets).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Replaces the newest frame and wakes every viewer.
+    pub fn publish(&self, jpeg: Bytes) {
+        let now = Instant::now();
+        let len = jpeg.len() as u64;
+        let seq = self.counters.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
+        {
+            let mut health = self.lock();
+            health.recent.push_back(now);
+            while health
+                .recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > FPS_WINDOW)
+            {
+                health.recent.pop_front();
+            }
+            if health.state != SourceState::Streaming {
+                health.state = SourceState::Streaming;
+                health.since = SystemTime::now();
+                health.last_error = None;
+            }
+        }
+        self.slot.send_replace(Some(Frame {
+            seq,
+            jpeg,
+            received: now,
+        }));
+    }
+
+    /// A receiver of frames; it sees the current frame (if any) as new.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Frame>> {
+        let mut rx = self.slot.subscribe();
+        if rx.borrow().is_some() {
+            rx.mark_changed();
+        }
+        rx
+    }
+
+    /// The newest frame, if any has arrived.
+    pub fn latest(&self) -> Option<Frame> {
+        self.slot.borrow().clone()
+    }
+
+    /// Records a state change of the upstream connection.
+    pub fn set_state(&self, state: SourceState, error: Option<String>) {
+        let mut health = self.lock();
+        if health.state != state {
+            health.state = state;
+            health.since = SystemTime::now();
+        }
+        if error.is_some() {
+            health.last_error = error;
+        }
+    }
+
+    /// Counts one more viewer until the guard is dropped.
+    pub fn viewer(self: &Arc<Self>) -> ViewerGuard {
+        self.counters.viewers.fetch_add(1, Ordering::Relaxed);
+        self.counters.viewer_sessions.fetch_add(1, Ordering::Relaxed);
+        ViewerGuard { hub: self.clone() }
+    }
+
+    /// A consistent-enough picture of the source for status pages.
+    pub fn snapshot(&self) -> SourceStatus {
+        let now = Instant::now();
+        let (state, since, last_error, fps) = {
+            let health = self.lock();
+            let fresh = health
+                .recent
+                .iter()
+                .filter(|t| now.duration_since(**t) <= FPS_WINDOW)
+                .count();
+            let fps = if fresh < 2 {
+                0.0
+            } else {
+                let first = *health.recent.iter().rev().nth(fresh - 1).unwrap_or(&now);
+                let span = now.duration_since(first).as_secs_f64().max(0.001);
+                ((fresh - 1) as f64 / span * 10.0).round() / 10.0
+            };
+            (health.state, health.since, health.last_error.clone(), fps)
+        };
+        let latest = self.latest();
+        let c = &self.counters;
+        SourceStatus {
+            name: self.name.clone(),
+            url: self.display.clone(),
+            state,
+            state_since_unix_s: since
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            fps,
+            frames: c.frames_in.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            last_frame_bytes: latest.as_ref().map(|f| f.jpeg.len()),
+            last_frame_age_s: latest
+                .as_ref()
+                .map(|f| (now.duration_since(f.received).as_secs_f64() * 1000.0).round() / 1000.0),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            parts_dropped: c.parts_dropped.load(Ordering::Relaxed),
+            last_error,
+        }
+    }
+
+    /// Time since the hub was created.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Health> {
+        // A poisoned lock only means a panic elsewhere; the data is still usable.
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Keeps a viewer counted while it lives.
+#[derive(Debug)]
+pub struct ViewerGuard {
+    hub: Arc<Hub>,
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.hub.counters.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The source part of `/status.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    /// Source name.
+    pub name: String,
+    /// Redacted URL or demo description.
+    pub url: String,
+    /// Connection state.
+    pub state: SourceState,
+    /// When the state last changed (Unix seconds).
+    pub state_since_unix_s: u64,
+    /// Frames per second over the last two seconds.
+    pub fps: f64,
+    /// Frames received.
+    pub frames: u64,
+    /// JPEG bytes received.
+    pub bytes_in: u64,
+    /// Size of the newest frame.
+    pub last_frame_bytes: Option<usize>,
+    /// Age of the newest frame in seconds.
+    pub last_frame_age_s: Option<f64>,
+    /// Reconnections so far.
+    pub reconnects: u64,
+    /// Parts dropped by the parser.
+    pub parts_dropped: u64,
+    /// The last upstream error, if the source is not streaming.
+    pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_frame_wins_and_is_shared() {
+        let hub = Hub::new("default", "test");
+        let mut rx = hub.subscribe();
+        assert!(!rx.has_changed().unwrap());
+        let jpeg = Bytes::from_static(b"\xFF\xD8one\xFF\xD9");
+        hub.publish(jpeg.clone());
+        hub.publish(Bytes::from_static(b"\xFF\xD8two\xFF\xD9"));
+        assert!(rx.has_changed().unwrap());
+        let frame = rx.borrow_and_update().clone().unwrap();
+        assert_eq!(frame.seq, 2);
+        assert_eq!(&frame.jpeg[..], b"\xFF\xD8two\xFF\xD9");
+        // A late subscriber sees the current frame at once.
+        assert!(hub.subscribe().has_changed().unwrap());
+        assert_eq!(hub.snapshot().frames, 2);
+        assert_eq!(hub.snapshot().state, SourceState::Streaming);
+    }
+
+    #[test]
+    fn viewer_guard_counts() {
+        let hub = Arc::new(Hub::new("default", "test"));
+        let a = hub.viewer();
+        let b = hub.viewer();
+        assert_eq!(hub.counters.viewers.load(Ordering::Relaxed), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(hub.counters.viewers.load(Ordering::Relaxed), 0);
+        assert_eq!(hub.counters.viewer_sessions.load(Ordering::Relaxed), 2);
+    }
+}

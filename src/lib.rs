@@ -1,0 +1,34 @@
+//! # mjpeg-relay
+//!
+//! One MJPEG camera in, many viewers out. The binary (`src/main.rs`) is thin:
+//! it parses the [`config`], starts [`telemetry`] and runs the [`relay`] tree.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags + `MJPEG_RELAY_*` variables → one validated `Config`.
+//! - [`upstream`]: the camera connection (reqwest), reconnects with backoff.
+//! - [`mjpeg`]: the sans-io multipart parser and the framing written to viewers.
+//! - [`hub`]: the newest frame of the source and its counters.
+//! - [`server`]: viewer routes and the accept loop shared with the admin port.
+//! - [`admin`]: `/livez`, `/readyz`, readiness latch.
+//! - [`demo`]: the built-in test-pattern camera.
+//! - [`relay`]: the tokio-graceful-shutdown subsystem tree.
+//! - [`healthcheck`]: the `healthcheck` subcommand's probe.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod healthcheck;
+pub mod hub;
+pub mod mjpeg;
+pub mod relay;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+/// Makes ring rustls' process-wide crypto provider (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

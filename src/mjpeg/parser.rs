@@ -1,0 +1,694 @@
+//! The tolerant, sans-io multipart parser: feed it bytes as they arrive with
+//! [`Parser::push`], take frames out with [`Parser::next`]. It never blocks,
+//! never touches a socket, and gives the same frames however the input is
+//! split into chunks.
+//!
+//! Cameras bend the multipart rules in many ways, so the parser trusts the
+//! bytes over the declarations: the boundary is learned from the body when the
+//! `Content-Type` disagrees, a `Content-Length` is used only when the part it
+//! delimits really ends in a JPEG end-of-image marker, and anything it cannot
+//! make sense of is skipped up to the next boundary line.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Headers longer than this are not headers: the parser resyncs.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// What [`Parser::next`] hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete JPEG, byte for byte as the camera sent it.
+    Frame(Bytes),
+    /// A part that was dropped, and why.
+    Skipped(Skip),
+}
+
+/// Why a part was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The part is not a JPEG (wrong `Content-Type` or no start-of-image marker).
+    NotJpeg,
+    /// The part grew past the size limit before it ended.
+    TooLarge,
+    /// The part headers were unreadable or too long.
+    BadHeaders,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Looking for a delimiter line (before the first part, between parts,
+    /// and after anything unreadable).
+    Seek,
+    /// Reading part headers up to the blank line.
+    Headers,
+    /// Reading a part body.
+    Body,
+    /// Dropping an oversized part up to the next delimiter.
+    Discard,
+}
+
+/// Pending input. While the input is consumed chunk by chunk it stays in the
+/// caller's `Bytes` (frames are slices of it, no copy); only data that spans
+/// chunks is gathered into an owned buffer, once.
+#[derive(Debug, Default)]
+struct Input {
+    shared: Bytes,
+    owned: BytesMut,
+}
+
+impl Input {
+    fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.owned.is_empty() && self.shared.is_empty() {
+            self.shared = chunk;
+            return;
+        }
+        if !self.shared.is_empty() {
+            let shared = std::mem::take(&mut self.shared);
+            self.owned.reserve(shared.len() + chunk.len());
+            self.owned.extend_from_slice(&shared);
+        }
+        self.owned.extend_from_slice(&chunk);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.owned.is_empty() {
+            &self.shared
+        } else {
+            &self.owned
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn split_to(&mut self, n: usize) -> Bytes {
+        if self.owned.is_empty() {
+            self.shared.split_to(n)
+        } else {
+            self.owned.split_to(n).freeze()
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        if self.owned.is_empty() {
+            self.shared.advance(n);
+        } else {
+            self.owned.advance(n);
+        }
+    }
+}
+
+/// Headers of the part being read.
+#[derive(Debug, Default)]
+struct Part {
+    content_length: Option<usize>,
+    not_jpeg: bool,
+    header_bytes: usize,
+}
+
+/// The multipart parser. See the module docs.
+#[derive(Debug)]
+pub struct Parser {
+    /// The delimiter, `--` + boundary, once known.
+    delimiter: Option<Vec<u8>>,
+    input: Input,
+    state: State,
+    part: Part,
+    /// Bytes of the input already searched without a match (so a byte at a
+    /// time input is not searched again and again).
+    scanned: usize,
+    /// True until the first part starts: a stream may begin with part
+    /// headers and no delimiter at all.
+    at_start: bool,
+    /// The start of the current line was dropped as junk.
+    in_long_line: bool,
+    max_part: usize,
+}
+
+impl Parser {
+    /// A parser for a stream whose `Content-Type` declared `boundary` (if
+    /// any), dropping parts larger than `max_part` bytes.
+    pub fn new(boundary: Option<&str>, max_part: usize) -> Self {
+        Self {
+            delimiter: boundary.map(delimiter_for),
+            input: Input::default(),
+            state: State::Seek,
+            part: Part::default(),
+            scanned: 0,
+            at_start: true,
+            in_long_line: false,
+            max_part,
+        }
+    }
+
+    /// The boundary in use (declared, or learned from the body).
+    pub fn boundary(&self) -> Option<&[u8]> {
+        self.delimiter.as_deref().map(|d| &d[2..])
+    }
+
+    /// Bytes buffered and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Feeds the next bytes from the camera.
+    pub fn push(&mut self, chunk: impl Into<Bytes>) {
+        self.input.push(chunk.into());
+    }
+
+    /// The next frame or skipped part, or `None` when more input is needed.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Event> {
+        loop {
+            let progress = match self.state {
+                State::Seek => self.seek(),
+                State::Headers => self.headers(),
+                State::Body => match self.body() {
+                    Step::Event(event) => return Some(event),
+                    Step::NeedMore => false,
+                },
+                State::Discard => self.discard(),
+            };
+            if !progress {
+                return None;
+            }
+        }
+    }
+
+    fn goto(&mut self, state: State) {
+        self.state = state;
+        self.scanned = 0;
+        if state == State::Headers {
+            self.part = Part::default();
+        }
+    }
+
+    /// Looks for a delimiter line and consumes it. Learns the boundary from
+    /// the body when none was declared or the declared one is not used.
+    fn seek(&mut self) -> bool {
+        loop {
+            let data = self.input.as_slice();
+            let Some(eol) = memchr::memchr(b'\n', &data[self.scanned..]).map(|i| i + self.scanned) else {
+                if data.len() > MAX_HEADER_BYTES {
+                    // A line this long is neither a delimiter nor a header.
+                    self.input.advance(data.len());
+                    self.in_long_line = true;
+                    self.scanned = 0;
+                } else {
+                    self.scanned = data.len();
+                }
+                return false;
+            };
+            let whole_line = !std::mem::take(&mut self.in_long_line);
+            let line = trim_line(&data[..eol]);
+            let line = (whole_line && line.len() <= MAX_HEADER_BYTES).then(|| line.to_vec());
+            self.input.advance(eol + 1);
+            self.scanned = 0;
+            let Some(line) = line else { continue };
+            if self.delimiter_line(&line) {
+                self.at_start = false;
+                self.goto(State::Headers);
+                return true;
+            }
+            if self.at_start && is_header_line(&line) {
+                // No delimiter before the first part: this line is a header.
+                self.at_start = false;
+                self.goto(State::Headers);
+                self.header(&line);
+                return true;
+            }
+            if !line.is_empty() {
+                self.at_start = false;
+            }
+        }
+    }
+
+    /// Whether `line` opens a part, learning the boundary if needed. A close
+    /// delimiter (`--b--`) does not open a part.
+    fn delimiter_line(&mut self, line: &[u8]) -> bool {
+        if line.len() < 3 || !line.starts_with(b"--") {
+            return false;
+        }
+        if let Some(d) = &self.delimiter {
+            if line == d.as_slice() {
+                return true;
+            }
+            if line.len() == d.len() + 2 && line.starts_with(d) && line.ends_with(b"--") {
+                return false;
+            }
+        }
+        if line.ends_with(b"--") && line.len() > 4 {
+            return false;
+        }
+        // An undeclared or different boundary: the body is the truth.
+        self.delimiter = Some(line.to_vec());
+        true
+    }
+
+    fn headers(&mut self) -> bool {
+        let data = self.input.as_slice();
+        let Some(eol) = memchr::memchr(b'\n', data) else {
+            if data.len() > MAX_HEADER_BYTES {
+                self.goto(State::Seek);
+                return true;
+            }
+            return false;
+        };
+        let line = trim_line(&data[..eol]).to_vec();
+        self.input.advance(eol + 1);
+        self.part.header_bytes += eol + 1;
+        if self.part.header_bytes > MAX_HEADER_BYTES {
+            self.goto(State::Seek);
+            return true;
+        }
+        if line.is_empty() {
+            self.goto(State::Body);
+        } else if self.delimiter.as_deref() == Some(line.as_slice()) {
+            // A repeated delimiter line: still before the headers.
+            self.part = Part::default();
+        } else {
+            self.header(&line);
+        }
+        true
+    }
+
+    fn header(&mut self, line: &[u8]) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return;
+        };
+        let name = &line[..colon];
+        let value = trim(&line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.part.content_length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            let image = value.len() >= 6 && value[..6].eq_ignore_ascii_case(b"image/");
+            self.part.not_jpeg = !image;
+        }
+    }
+
+    fn body(&mut self) -> Step {
+        let data = self.input.as_slice();
+        // The declared length, when the bytes agree with it.
+        if let Some(len) = self.part.content_length.filter(|&len| len <= self.max_part) {
+            if data.len() >= len {
+                if self.part.not_jpeg || ends_with_eoi(&data[..len]) {
+                    return self.emit(len);
+                }
+                // The length lies: the next delimiter ends the part instead.
+                self.part.content_length = None;
+            }
+        }
+        // The next delimiter line (a lying, too long length ends here too).
+        let end = match self.delimiter.as_deref() {
+            Some(delimiter) => {
+                let from = self.scanned.saturating_sub(delimiter.len());
+                find_delimiter(data, delimiter, from).map(|at| strip_eol(&data[..at]))
+            }
+            // Headers but no delimiter seen yet: the part ends at EOI.
+            None => {
+                let from = self.scanned.saturating_sub(1);
+                memchr::memmem::find(&data[from..], &[0xFF, 0xD9]).map(|i| from + i + 2)
+            }
+        };
+        if let Some(end) = end {
+            return self.emit(end);
+        }
+        if data.len() > self.max_part {
+            self.goto(State::Discard);
+            return Step::Event(Event::Skipped(Skip::TooLarge));
+        }
+        self.scanned = data.len();
+        Step::NeedMore
+    }
+
+    /// Hands out the first `len` buffered bytes as the current part.
+    fn emit(&mut self, len: usize) -> Step {
+        let part = self.input.split_to(len);
+        let event = if self.part.not_jpeg || !part.starts_with(&[0xFF, 0xD8]) {
+            Event::Skipped(Skip::NotJpeg)
+        } else {
+            Event::Frame(part)
+        };
+        self.goto(State::Seek);
+        Step::Event(event)
+    }
+
+    /// Drops bytes up to the next delimiter line.
+    fn discard(&mut self) -> bool {
+        let data = self.input.as_slice();
+        let Some(delimiter) = self.delimiter.clone() else {
+            self.input.advance(data.len());
+            self.goto(State::Seek);
+            return false;
+        };
+        match find_delimiter(data, &delimiter, 0) {
+            Some(at) => {
+                self.input.advance(at);
+                self.goto(State::Seek);
+                true
+            }
+            None => {
+                let keep = delimiter.len() + 1;
+                let drop = data.len().saturating_sub(keep);
+                self.input.advance(drop);
+                false
+            }
+        }
+    }
+}
+
+enum Step {
+    Event(Event),
+    NeedMore,
+}
+
+/// The boundary parameter of a `Content-Type` such as
+/// `multipart/x-mixed-replace; boundary="--frame"`, unquoted, with any
+/// leading `--` removed (cameras often include it by mistake; the parser
+/// learns the exact form from the body anyway).
+pub fn boundary_from_content_type(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("boundary") {
+            return None;
+        }
+        let value = value.trim().trim_matches('"').trim();
+        let value = value.strip_prefix("--").unwrap_or(value);
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+fn delimiter_for(boundary: &str) -> Vec<u8> {
+    let boundary = boundary.strip_prefix("--").unwrap_or(boundary);
+    let mut d = b"--".to_vec();
+    d.extend_from_slice(boundary.as_bytes());
+    d
+}
+
+/// Position of `delimiter` at the start of a line in `data`, searching from
+/// `from`.
+fn find_delimiter(data: &[u8], delimiter: &[u8], from: usize) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(delimiter);
+    let mut at = from;
+    while let Some(i) = finder.find(&data[at..]).map(|i| i + at) {
+        if i == 0 || data[i - 1] == b'\n' {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
+}
+
+/// Length of `body` without the line break that precedes a delimiter.
+fn strip_eol(body: &[u8]) -> usize {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    body.strip_suffix(b"\r").unwrap_or(body).len()
+}
+
+/// Whether a JPEG ends with its end-of-image marker, allowing the trailing
+/// whitespace some cameras count in `Content-Length`.
+fn ends_with_eoi(part: &[u8]) -> bool {
+    let end = part
+        .iter()
+        .rposition(|&b| !matches!(b, b'\r' | b'\n' | b' ' | 0))
+        .map_or(0, |i| i + 1);
+    part[..end].ends_with(&[0xFF, 0xD9])
+}
+
+fn is_header_line(line: &[u8]) -> bool {
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => line[..colon]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-'),
+        _ => false,
+    }
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    fn jpeg(n: u8, len: usize) -> Vec<u8> {
+        let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        v.extend((0..len).map(|i| (i as u8).wrapping_mul(n) | 1));
+        v.extend([0xFF, 0xD9]);
+        v
+    }
+
+    /// Feeds `input` in chunks of `size` and collects every event.
+    fn parse(boundary: Option<&str>, input: &[u8], size: usize) -> Vec<Event> {
+        let mut parser = Parser::new(boundary, MAX);
+        let mut events = Vec::new();
+        for chunk in input.chunks(size.max(1)) {
+            parser.push(Bytes::copy_from_slice(chunk));
+            while let Some(event) = parser.next() {
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    /// The same events whatever the chunking.
+    fn parse_all_ways(boundary: Option<&str>, input: &[u8]) -> Vec<Event> {
+        let whole = parse(boundary, input, usize::MAX);
+        for size in [1, 2, 3, 7, 64, 1000] {
+            assert_eq!(parse(boundary, input, size), whole, "chunks of {size}");
+        }
+        whole
+    }
+
+    fn frames(events: &[Event]) -> Vec<Vec<u8>> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f.to_vec()),
+                Event::Skipped(_) => None,
+            })
+            .collect()
+    }
+
+    fn stream(parts: &[(&str, &[u8])], boundary: &str, eol: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (headers, body) in parts {
+            out.extend(format!("--{boundary}{eol}{headers}{eol}").as_bytes());
+            out.extend(*body);
+            out.extend(eol.as_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn content_length_parts_crlf() {
+        let (a, b, c) = (jpeg(3, 100), jpeg(5, 2000), jpeg(7, 10));
+        let parts: Vec<(String, &[u8])> = [&a, &b, &c]
+            .iter()
+            .map(|j| {
+                (
+                    format!("Content-Type: image/jpeg\r\nContent-Length: {}\r\n", j.len()),
+                    j.as_slice(),
+                )
+            })
+            .collect();
+        let parts: Vec<(&str, &[u8])> = parts.iter().map(|(h, b)| (h.as_str(), *b)).collect();
+        let input = stream(&parts, "frame", "\r\n");
+        let events = parse_all_ways(Some("frame"), &input);
+        assert_eq!(frames(&events), vec![a, b, c]);
+    }
+
+    #[test]
+    fn parts_without_content_length_lf_only() {
+        let (a, b) = (jpeg(3, 300), jpeg(9, 50));
+        let input = stream(
+            &[
+                ("content-type:image/jpeg\n", &a),
+                ("CONTENT-TYPE: image/jpeg\nX-Timestamp: 12\n", &b),
+            ],
+            "xyz",
+            "\n",
+        );
+        let mut input = input;
+        input.extend(b"--xyz\n");
+        let events = parse_all_ways(Some("xyz"), &input);
+        assert_eq!(frames(&events), vec![a, b]);
+    }
+
+    #[test]
+    fn quoted_and_dashed_boundaries_and_preamble() {
+        let a = jpeg(11, 64);
+        let mut input = b"This is a preamble.\r\nIgnore me.\r\n".to_vec();
+        input.extend(stream(
+            &[("Content-Type: image/jpeg\r\nContent-Length: 70\r\n", &a)],
+            "--myboundary",
+            "\r\n",
+        ));
+        for declared in ["\"--myboundary\"", "--myboundary", "myboundary", "\"myboundary\""] {
+            let ct = format!("multipart/x-mixed-replace; boundary={declared}");
+            let b = boundary_from_content_type(&ct);
+            let events = parse_all_ways(b.as_deref(), &input);
+            assert_eq!(frames(&events), vec![a.clone()], "declared {declared}");
+        }
+    }
+
+    #[test]
+    fn boundary_param_forms() {
+        assert_eq!(
+            boundary_from_content_type("multipart/x-mixed-replace;boundary=abc").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            boundary_from_content_type("multipart/x-mixed-replace; boundary = \"a b\"").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            boundary_from_content_type("multipart/mixed; charset=x; BOUNDARY=--z").as_deref(),
+            Some("z")
+        );
+        assert_eq!(boundary_from_content_type("image/jpeg"), None);
+    }
+
+    #[test]
+    fn undeclared_boundary_is_learned() {
+        let (a, b) = (jpeg(2, 40), jpeg(4, 41));
+        let input = stream(
+            &[
+                ("Content-Type: image/jpeg\r\n", &a),
+                ("Content-Type: image/jpeg\r\n", &b),
+            ],
+            "ipcamera",
+            "\r\n",
+        );
+        let mut input = input;
+        input.extend(b"--ipcamera\r\n");
+        assert_eq!(frames(&parse_all_ways(None, &input)), vec![a.clone(), b.clone()]);
+        // Declared one thing, sends another.
+        assert_eq!(frames(&parse_all_ways(Some("other"), &input)), vec![a, b]);
+    }
+
+    #[test]
+    fn wrong_content_length_trusts_the_boundary() {
+        let (a, b) = (jpeg(2, 500), jpeg(6, 500));
+        let input = stream(
+            &[
+                ("Content-Length: 100\r\n", &a),
+                ("Content-Length:  9999 \r\n", &b),
+            ],
+            "b",
+            "\r\n",
+        );
+        let mut input = input;
+        input.extend(b"--b--\r\n");
+        assert_eq!(frames(&parse_all_ways(Some("b"), &input)), vec![a, b]);
+    }
+
+    #[test]
+    fn non_jpeg_parts_are_skipped_and_counted() {
+        let a = jpeg(2, 50);
+        let input = stream(
+            &[
+                ("Content-Type: text/plain\r\nContent-Length: 5\r\n", b"hello"),
+                ("Content-Type: image/jpeg\r\nContent-Length: 56\r\n", &a),
+            ],
+            "b",
+            "\r\n",
+        );
+        let events = parse_all_ways(Some("b"), &input);
+        assert_eq!(
+            events,
+            vec![Event::Skipped(Skip::NotJpeg), Event::Frame(Bytes::from(a))]
+        );
+    }
+
+    #[test]
+    fn oversized_part_is_dropped_and_parser_resyncs() {
+        let big = jpeg(3, 5000);
+        let small = jpeg(5, 10);
+        let input = stream(
+            &[
+                ("Content-Type: image/jpeg\r\n", &big),
+                ("Content-Type: image/jpeg\r\n", &small),
+            ],
+            "b",
+            "\r\n",
+        );
+        let mut input = input;
+        input.extend(b"--b\r\n");
+        let mut parser = Parser::new(Some("b"), 1000);
+        let mut events = Vec::new();
+        for chunk in input.chunks(3) {
+            parser.push(Bytes::copy_from_slice(chunk));
+            while let Some(e) = parser.next() {
+                events.push(e);
+            }
+            assert!(parser.buffered() < 1100, "buffer stays bounded");
+        }
+        assert_eq!(
+            events,
+            vec![Event::Skipped(Skip::TooLarge), Event::Frame(Bytes::from(small))]
+        );
+    }
+
+    #[test]
+    fn endless_garbage_stays_bounded() {
+        let mut parser = Parser::new(Some("b"), 4096);
+        for _ in 0..1000 {
+            parser.push(Bytes::from(vec![b'x'; 1000]));
+            while parser.next().is_some() {}
+            assert!(parser.buffered() <= MAX_HEADER_BYTES + 1000);
+        }
+    }
+
+    #[test]
+    fn stream_starting_with_headers_and_extra_blank_lines() {
+        let (a, b) = (jpeg(1, 20), jpeg(2, 30));
+        let mut input =
+            format!("Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", a.len()).into_bytes();
+        input.extend(&a);
+        input.extend(b"\r\n\r\n\r\n--b\r\n--b\r\nContent-Type: image/jpeg\r\n\r\n");
+        input.extend(&b);
+        input.extend(b"\r\n--b\r\n");
+        assert_eq!(frames(&parse_all_ways(Some("b"), &input)), vec![a, b]);
+    }
+
+    #[test]
+    fn truncated_frame_is_never_emitted() {
+        let a = jpeg(1, 100);
+        let input = stream(&[("Content-Length: 106\r\n", &a)], "b", "\r\n");
+        let cut = &input[..input.len() - 20];
+        assert!(frames(&parse_all_ways(Some("b"), cut)).is_empty());
+    }
+
+    #[test]
+    fn single_chunk_frame_is_not_copied() {
+        let a = jpeg(1, 100);
+        let input = Bytes::from(stream(&[("Content-Length: 106\r\n", &a)], "b", "\r\n"));
+        let mut parser = Parser::new(Some("b"), MAX);
+        parser.push(input.clone());
+        let Some(Event::Frame(frame)) = parser.next() else {
+            panic!("no frame")
+        };
+        let range = input.as_ptr_range();
+        assert!(range.contains(&frame.as_ptr()), "frame is a slice of the input");
+    }
+}

@@ -1,0 +1,256 @@
+//! The subsystem tree: `upstream` (or `demo`), `viewers` and `admin` under one
+//! tokio-graceful-shutdown `Toplevel`. Listeners are bound before the tree
+//! starts, so a busy port is a configuration error, not a runtime failure.
+//!
+//! Shutdown order: readiness drops at once, then `--drain-delay`, then the
+//! viewer listener closes and every stream ends with its closing boundary;
+//! the admin port answers (503) until the viewers are gone.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_graceful_shutdown::errors::GracefulShutdownError;
+use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{Admin, Readiness};
+use crate::config::{Config, ConfigError, DemoSettings, Source};
+use crate::demo::Pattern;
+use crate::hub::Hub;
+use crate::server::{self, Viewers};
+use crate::upstream::{self, Upstream};
+
+/// The bound sockets of one relay.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Viewer port.
+    pub viewer: TcpListener,
+    /// Admin port, if the relay has one.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the ports of `config`. Must run inside a tokio runtime.
+    pub fn bind(config: &Config) -> Result<Self, ConfigError> {
+        let viewer = bind_one(config, config.port, "--port")?;
+        let admin = match config.admin_port {
+            Some(port) => Some(bind_one(config, port, "--admin-port")?),
+            None => None,
+        };
+        Ok(Self { viewer, admin })
+    }
+
+    /// Where viewers connect.
+    pub fn viewer_addr(&self) -> io::Result<SocketAddr> {
+        self.viewer.local_addr()
+    }
+
+    /// Where probes connect.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+fn bind_one(config: &Config, port: u16, flag: &str) -> Result<TcpListener, ConfigError> {
+    let listen = |ip: IpAddr| -> io::Result<TcpListener> {
+        let std = std::net::TcpListener::bind(SocketAddr::new(ip, port))?;
+        std.set_nonblocking(true)?;
+        TcpListener::from_std(std)
+    };
+    let result = match listen(config.bind) {
+        // The default `::` on a host without IPv6: fall back to IPv4.
+        Err(e) if config.bind_is_default && e.kind() != io::ErrorKind::AddrInUse => {
+            listen(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::AddrInUse => format!("port {port} is in use; pick another with {flag}"),
+            io::ErrorKind::PermissionDenied => {
+                format!("no permission to listen on port {port}; use a port above 1023")
+            }
+            _ => format!("cannot listen on {}:{port} ({e})", config.bind),
+        };
+        ConfigError::new(flag, port.to_string(), why)
+    })
+}
+
+/// How a run ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A subsystem failed; the tree shut down.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs the relay until `shutdown` is cancelled (or, with `catch_signals`,
+/// SIGTERM/SIGINT arrives). `Ok` means a clean shutdown.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    catch_signals: bool,
+) -> Result<(), RunError> {
+    let hub = Arc::new(Hub::new("default", config.source.display_name()));
+    let readiness = Readiness::new();
+    let viewers_done = CancellationToken::new();
+    let timeout = config.shutdown_timeout;
+    let client = match &config.source {
+        Source::Camera(_) => Some(
+            upstream::client().map_err(|e| RunError::Failed(format!("cannot build the HTTP client: {e}")))?,
+        ),
+        Source::Demo(_) => None,
+    };
+
+    let toplevel = Toplevel::new_with_shutdown_token(
+        async move |s: &mut SubsystemHandle| {
+            match config.source.clone() {
+                Source::Camera(url) => {
+                    let upstream = Upstream {
+                        hub: hub.clone(),
+                        url,
+                        max_frame_size: config.max_frame_size,
+                        stall_timeout: config.stall_timeout,
+                        reconnect_min: Duration::from_millis(500),
+                        reconnect_max: Duration::from_secs(30),
+                    };
+                    let client = client.unwrap_or_default();
+                    s.start(SubsystemBuilder::new(
+                        "upstream",
+                        async move |s: &mut SubsystemHandle| {
+                            upstream.run(client, s.create_cancellation_token()).await;
+                            Ok::<(), anyhow::Error>(())
+                        },
+                    ));
+                }
+                Source::Demo(settings) => {
+                    let hub = hub.clone();
+                    s.start(SubsystemBuilder::new(
+                        "demo",
+                        async move |s: &mut SubsystemHandle| {
+                            demo_camera(hub, settings, s.create_cancellation_token()).await
+                        },
+                    ));
+                }
+            }
+
+            let viewer_listener = listeners.viewer;
+            let (readiness_v, done) = (readiness.clone(), viewers_done.clone());
+            let drain_delay = config.drain_delay;
+            s.start(SubsystemBuilder::new(
+                "viewers",
+                async move |s: &mut SubsystemHandle| {
+                    let streams_end = CancellationToken::new();
+                    let viewers = Viewers {
+                        hub,
+                        shutdown: streams_end.clone(),
+                    };
+                    let serving = server::serve(viewer_listener, streams_end.clone(), move |req| {
+                        let viewers = viewers.clone();
+                        async move { viewers.handle(req).await }
+                    });
+                    tokio::pin!(serving);
+                    readiness_v.set_serving();
+                    tokio::select! {
+                        () = &mut serving => {}
+                        () = s.on_shutdown_requested() => {}
+                    }
+                    readiness_v.set_shutting_down();
+                    if !drain_delay.is_zero() {
+                        tracing::info!(
+                            "draining: not ready; streams end in {} ms",
+                            drain_delay.as_millis()
+                        );
+                        tokio::time::sleep(drain_delay).await;
+                    }
+                    streams_end.cancel();
+                    serving.await;
+                    done.cancel();
+                    Ok::<(), anyhow::Error>(())
+                },
+            ));
+
+            if let Some(admin_listener) = listeners.admin {
+                let admin = Admin { readiness };
+                s.start(SubsystemBuilder::new(
+                    "admin",
+                    async move |s: &mut SubsystemHandle| {
+                        let stop = CancellationToken::new();
+                        let handler_admin = admin.clone();
+                        let serving = server::serve(admin_listener, stop.clone(), move |req| {
+                            let admin = handler_admin.clone();
+                            async move { admin.handle(req).await }
+                        });
+                        tokio::pin!(serving);
+                        tokio::select! {
+                            () = &mut serving => {}
+                            () = s.on_shutdown_requested() => {}
+                        }
+                        admin.readiness.set_shutting_down();
+                        // Probes keep answering (503) until the viewers are gone.
+                        viewers_done.cancelled().await;
+                        stop.cancel();
+                        serving.await;
+                        Ok::<(), anyhow::Error>(())
+                    },
+                ));
+            }
+        },
+        shutdown,
+    );
+    let toplevel = if catch_signals {
+        toplevel.catch_signals()
+    } else {
+        toplevel
+    };
+    match toplevel.handle_shutdown_requests(timeout).await {
+        Ok(()) => Ok(()),
+        Err(GracefulShutdownError::ShutdownTimeout(errors)) if errors.is_empty() => {
+            // Viewers that would not take their closing boundary in time are
+            // cut off; that is still the shutdown the operator asked for.
+            tracing::warn!("some viewers were still connected after --shutdown-timeout; closed them");
+            Ok(())
+        }
+        Err(e) => {
+            let reasons: Vec<String> = e.get_subsystem_errors().iter().map(ToString::to_string).collect();
+            Err(RunError::Failed(if reasons.is_empty() {
+                e.to_string()
+            } else {
+                reasons.join("; ")
+            }))
+        }
+    }
+}
+
+/// The built-in camera: renders the test pattern at `settings.fps` until
+/// cancelled. Encoding runs on the blocking pool so viewers never wait on it.
+pub async fn demo_camera(
+    hub: Arc<Hub>,
+    settings: DemoSettings,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut pattern = Pattern::new(settings);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(settings.fps.max(1))));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        n += 1;
+        let (back, jpeg) = tokio::task::spawn_blocking(move || {
+            let jpeg = pattern.render(n, SystemTime::now());
+            (pattern, jpeg)
+        })
+        .await
+        .context("demo camera renderer failed")?;
+        pattern = back;
+        hub.publish(jpeg);
+    }
+}

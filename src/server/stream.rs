@@ -1,0 +1,116 @@
+//! The `/stream` body: an endless multipart response that pulls the newest
+//! frame from the hub each time hyper asks for more, i.e. each time the
+//! socket has taken what was written before. A viewer that reads slowly is
+//! simply asked less often and skips to the newest frame; nothing queues.
+//! The body ends itself with the closing boundary when shutdown starts
+//! (hyper's HTTP/1 graceful shutdown would wait for it forever otherwise).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body::Frame as BodyFrame;
+use http_body_util::StreamBody;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{self, Hub, ViewerGuard};
+use crate::mjpeg::encode;
+
+use super::Body;
+
+/// One viewer's position in the stream.
+struct Viewer {
+    hub: Arc<Hub>,
+    rx: watch::Receiver<Option<hub::Frame>>,
+    shutdown: CancellationToken,
+    /// Minimum time between frames (`?fps=N`).
+    min_interval: Option<Duration>,
+    last_sent: Option<Instant>,
+    last_seq: u64,
+    /// Chunks of the current part not yet handed to hyper.
+    pending: VecDeque<Bytes>,
+    done: bool,
+    _guard: ViewerGuard,
+}
+
+impl Viewer {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(chunk) = self.pending.pop_front() {
+            return Some(self.count(chunk));
+        }
+        if self.done {
+            return None;
+        }
+        if let (Some(interval), Some(last)) = (self.min_interval, self.last_sent) {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Some(self.close()),
+                () = tokio::time::sleep_until(last + interval) => {}
+            }
+        }
+        let frame = loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Some(self.close()),
+                changed = self.rx.changed() => match changed {
+                    Ok(()) => if let Some(frame) = self.rx.borrow_and_update().clone() {
+                        break frame;
+                    },
+                    Err(_) => return Some(self.close()),
+                },
+            }
+        };
+        let counters = &self.hub.counters;
+        if self.min_interval.is_none() && self.last_seq != 0 && frame.seq > self.last_seq + 1 {
+            counters
+                .frames_skipped
+                .fetch_add(frame.seq - self.last_seq - 1, Ordering::Relaxed);
+        }
+        self.last_seq = frame.seq;
+        self.last_sent = Some(Instant::now());
+        counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        let headers = encode::part_headers(frame.jpeg.len());
+        self.pending.push_back(frame.jpeg);
+        self.pending.push_back(encode::AFTER_FRAME);
+        Some(self.count(headers))
+    }
+
+    fn close(&mut self) -> Bytes {
+        self.done = true;
+        self.count(encode::CLOSING)
+    }
+
+    fn count(&self, chunk: Bytes) -> Bytes {
+        self.hub
+            .counters
+            .bytes_out
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        chunk
+    }
+}
+
+/// The body of one `/stream` response, at most `fps` frames per second.
+pub fn body(hub: Arc<Hub>, shutdown: CancellationToken, fps: Option<f64>) -> Body {
+    let viewer = Viewer {
+        rx: hub.subscribe(),
+        _guard: hub.viewer(),
+        hub,
+        shutdown,
+        min_interval: fps.map(|fps| Duration::from_secs_f64(1.0 / fps)),
+        last_sent: None,
+        last_seq: 0,
+        pending: VecDeque::from([encode::OPENING]),
+        done: false,
+    };
+    let chunks = stream::unfold(viewer, |mut viewer| async move {
+        let chunk = viewer.next_chunk().await?;
+        Some((Ok::<_, Infallible>(BodyFrame::data(chunk)), viewer))
+    });
+    Body::new(StreamBody::new(chunks))
+}

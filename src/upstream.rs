@@ -1,0 +1,284 @@
+//! Ingest: the one connection to the camera. Connects with reqwest, reads the
+//! multipart body as it streams, feeds the parser and publishes frames to the
+//! hub. Any failure (refused, reset, stalled, wrong credentials, odd answer)
+//! is logged in one line and retried with exponential backoff; ingest never
+//! ends the process and never disturbs connected viewers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SourceUrl;
+use crate::hub::{Hub, SourceState};
+use crate::mjpeg::{Event, Parser, Skip, boundary_from_content_type};
+
+/// How long a camera may take to answer with headers.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that delivered frames for this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(5);
+
+/// Settings of one camera connection.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Where frames go.
+    pub hub: Arc<Hub>,
+    /// The camera.
+    pub url: SourceUrl,
+    /// Largest accepted frame.
+    pub max_frame_size: usize,
+    /// No bytes for this long → reconnect.
+    pub stall_timeout: Duration,
+    /// First retry delay.
+    pub reconnect_min: Duration,
+    /// Longest retry delay.
+    pub reconnect_max: Duration,
+}
+
+/// Why a camera session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP/TLS/HTTP failure.
+    #[error("cannot reach camera {url} ({cause})")]
+    Unreachable {
+        /// Redacted URL.
+        url: String,
+        /// Root cause.
+        cause: String,
+    },
+    /// 401/403.
+    #[error("camera {url} rejected the credentials ({status})")]
+    Unauthorized {
+        /// Redacted URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// Any other non-2xx answer.
+    #[error("camera {url} answered HTTP {status}")]
+    Status {
+        /// Redacted URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// Not an MJPEG stream.
+    #[error("camera {url} sent '{content_type}', not an MJPEG multipart stream")]
+    NotMjpeg {
+        /// Redacted URL.
+        url: String,
+        /// What it sent.
+        content_type: String,
+    },
+    /// No bytes for the stall timeout.
+    #[error("camera {url} sent nothing for {secs:.1} s")]
+    Stalled {
+        /// Redacted URL.
+        url: String,
+        /// Stall timeout.
+        secs: f64,
+    },
+    /// The body ended.
+    #[error("camera {url} closed the stream")]
+    Ended {
+        /// Redacted URL.
+        url: String,
+    },
+}
+
+/// The HTTP client used for cameras.
+pub fn client() -> reqwest::Result<reqwest::Client> {
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("mjpeg-relay/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Duration::from_secs(15))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+}
+
+impl Upstream {
+    /// Connects, reads and reconnects until `shutdown` is cancelled.
+    pub async fn run(self, client: reqwest::Client, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(self.reconnect_min, self.reconnect_max);
+        let mut first = true;
+        loop {
+            if !first {
+                self.hub.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            self.hub.set_state(SourceState::Connecting, None);
+            let started = tokio::time::Instant::now();
+            let mut got_frames = false;
+            let error = tokio::select! {
+                () = shutdown.cancelled() => break,
+                error = self.session(&client, &mut got_frames) => error,
+            };
+            if got_frames && started.elapsed() >= HEALTHY_AFTER {
+                backoff.reset();
+            }
+            let (state, delay) = match error {
+                UpstreamError::Unauthorized { .. } => (SourceState::Unauthorized, self.reconnect_max),
+                _ => (SourceState::Reconnecting, backoff.next()),
+            };
+            tracing::warn!("{error}; retrying in {}", human(delay));
+            self.hub.set_state(state, Some(error.to_string()));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        self.hub.set_state(SourceState::Idle, None);
+    }
+
+    /// One connection: returns why it ended.
+    async fn session(&self, client: &reqwest::Client, got_frames: &mut bool) -> UpstreamError {
+        let url = self.url.redacted();
+        let mut request = client.get(self.url.url.clone());
+        if let Some(user) = &self.url.user {
+            request = request.basic_auth(user, self.url.password.as_ref());
+        }
+        let unreachable = |e: &dyn std::error::Error| UpstreamError::Unreachable {
+            url: url.clone(),
+            cause: root_cause(e),
+        };
+        let mut response = match tokio::time::timeout(RESPONSE_TIMEOUT, request.send()).await {
+            Err(_) => {
+                return UpstreamError::Unreachable {
+                    url,
+                    cause: format!("no answer within {} s", RESPONSE_TIMEOUT.as_secs()),
+                };
+            }
+            Ok(Err(e)) => return unreachable(&e),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return UpstreamError::Unauthorized { url, status };
+        }
+        if !response.status().is_success() {
+            return UpstreamError::Status { url, status };
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !content_type.to_ascii_lowercase().starts_with("multipart/") {
+            return UpstreamError::NotMjpeg { url, content_type };
+        }
+        let boundary = boundary_from_content_type(&content_type);
+        let mut parser = Parser::new(boundary.as_deref(), self.max_frame_size);
+        tracing::info!("connected to camera {url}");
+        loop {
+            let chunk = match tokio::time::timeout(self.stall_timeout, response.chunk()).await {
+                Err(_) => {
+                    return UpstreamError::Stalled {
+                        url,
+                        secs: self.stall_timeout.as_secs_f64(),
+                    };
+                }
+                Ok(Err(e)) => return unreachable(&e),
+                Ok(Ok(None)) => return UpstreamError::Ended { url },
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            parser.push(chunk);
+            while let Some(event) = parser.next() {
+                match event {
+                    Event::Frame(jpeg) => {
+                        self.hub.publish(jpeg);
+                        *got_frames = true;
+                    }
+                    Event::Skipped(why) => {
+                        self.hub.counters.parts_dropped.fetch_add(1, Ordering::Relaxed);
+                        match why {
+                            Skip::TooLarge => tracing::warn!(
+                                "camera {url} sent a part larger than --max-frame-size ({} bytes); dropped it",
+                                self.max_frame_size
+                            ),
+                            Skip::NotJpeg => {
+                                tracing::debug!("camera {url} sent a part that is not a JPEG; skipped it")
+                            }
+                            Skip::BadHeaders => {
+                                tracing::warn!("camera {url} sent unreadable part headers; skipped the part")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with ±20 % jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// From `min`, doubling up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self { min, max, next: min }
+    }
+
+    /// Starts again from `min`.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+
+    /// The next delay.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // Jitter spreads relays that lost the same camera at the same time.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let factor = 0.8 + f64::from(nanos % 400) / 1000.0;
+        base.mul_f64(factor).min(self.max)
+    }
+}
+
+/// The innermost error message: "connection refused", not a chain of wrappers.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let text = cause.to_string();
+    // "Connection refused (os error 111)" reads better without the errno.
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_lowercase(),
+        None => text,
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+        let delays: Vec<_> = (0..6).map(|_| b.next()).collect();
+        assert!(delays[0] >= Duration::from_millis(400) && delays[0] <= Duration::from_millis(600));
+        assert!(delays[5] <= Duration::from_secs(4) && delays[5] >= Duration::from_millis(3200));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(600));
+    }
+}
