@@ -110,6 +110,30 @@ pub struct RelayArgs {
     /// [env: MJPEG_RELAY_STALL_TIMEOUT] [default: 10s]
     #[arg(long, value_name = "DURATION")]
     pub stall_timeout: Option<String>,
+
+    // --- viewers (issue 8) ---
+    /// Resend the last frame on /stream when the camera sent none for this
+    /// long, so static scenes do not freeze browsers and proxies; off or 0
+    /// disables [env: MJPEG_RELAY_IDLE_REPEAT] [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub idle_repeat: Option<String>,
+    /// Highest frame rate sent to any viewer (/stream, /ws); a viewer's
+    /// ?fps=N can only lower it [env: MJPEG_RELAY_MAX_FPS] [default: unlimited]
+    #[arg(long, value_name = "FPS")]
+    pub max_fps: Option<String>,
+    /// PEM certificate chain: serve viewers over HTTPS (HTTP/2 via ALPN);
+    /// reloaded on SIGHUP or when the file changes. Needs --tls-key
+    /// [env: MJPEG_RELAY_TLS_CERT]
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<String>,
+    /// PEM private key for --tls-cert [env: MJPEG_RELAY_TLS_KEY]
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<String>,
+    /// Allow cross-origin requests from these origins (comma-separated, or *)
+    /// on the viewer port; answers CORS preflights [env: MJPEG_RELAY_CORS_ORIGIN]
+    /// [default: off]
+    #[arg(long, value_name = "ORIGINS")]
+    pub cors_origin: Option<String>,
 }
 
 /// Flags of `mock-camera`.
@@ -163,6 +187,12 @@ pub struct Env {
     pub source_password_file: Option<String>,
     pub max_frame_size: Option<String>,
     pub stall_timeout: Option<String>,
+    // viewers (issue 8)
+    pub idle_repeat: Option<String>,
+    pub max_fps: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub cors_origin: Option<String>,
 }
 
 impl Env {
@@ -367,6 +397,81 @@ pub struct Config {
     pub max_frame_size: usize,
     /// No camera bytes for this long → reconnect.
     pub stall_timeout: Duration,
+
+    // --- viewers (issue 8) ---
+    /// Resend the last frame on `/stream` after this long without a new one.
+    pub idle_repeat: Option<Duration>,
+    /// Frame-rate cap for every viewer.
+    pub max_fps: Option<f64>,
+    /// Certificate and key files: HTTPS (and HTTP/2) on the viewer port.
+    pub tls: Option<TlsFiles>,
+    /// Origins allowed to make cross-origin requests.
+    pub cors_origin: Option<CorsOrigins>,
+}
+
+/// The certificate chain and private key of the viewer port (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `--cors-origin`: any origin, or a list of exact origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`: every origin.
+    Any,
+    /// Exact origins such as `https://dash.example.com`.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Parses `*` or `https://a.example,http://b.example:8080`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        const EXPECTED: &str = "* or comma-separated origins such as https://dash.example.com";
+        let s = s.trim();
+        if s == "*" {
+            return Ok(Self::Any);
+        }
+        let mut list = Vec::new();
+        for origin in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let url = Url::parse(origin).map_err(|_| EXPECTED.to_string())?;
+            let valid = matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && !origin.ends_with('/')
+                && url.query().is_none();
+            if !valid {
+                return Err(EXPECTED.into());
+            }
+            list.push(origin.to_ascii_lowercase());
+        }
+        if list.is_empty() {
+            return Err(EXPECTED.into());
+        }
+        Ok(Self::List(list))
+    }
+
+    /// Whether a request from `origin` may read the answer.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// `off`/`0` → `None`, else a duration above zero.
+pub fn parse_optional_duration(s: &str) -> Result<Option<Duration>, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "off" | "0" | "none" | "false" => Ok(None),
+        _ => {
+            let d = parse_duration(s).map_err(|_| "a duration such as 500ms or 1s, or off".to_string())?;
+            Ok((!d.is_zero()).then_some(d))
+        }
+    }
 }
 
 impl Config {
@@ -384,6 +489,10 @@ impl Config {
             drain_delay: Duration::ZERO,
             max_frame_size: 8 << 20,
             stall_timeout: Duration::from_secs(10),
+            idle_repeat: Some(Duration::from_secs(1)),
+            max_fps: None,
+            tls: None,
+            cors_origin: None,
         }
     }
 
@@ -452,6 +561,39 @@ impl Config {
             if config.max_frame_size < 1024 {
                 return Err(ConfigError::new(v.origin, v.value, "a size of at least 1KiB"));
             }
+        }
+
+        // --- viewers (issue 8) ---
+        if let Some(v) = pick(args.idle_repeat, env.idle_repeat, "--idle-repeat", "IDLE_REPEAT") {
+            config.idle_repeat = v.parse_with(parse_optional_duration)?;
+        }
+        if let Some(v) = pick(args.max_fps, env.max_fps, "--max-fps", "MAX_FPS") {
+            config.max_fps = v.parse_with(|s| match s.parse::<f64>() {
+                Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= 1000.0 => Ok(Some(fps)),
+                _ => Err("a frame rate above 0 and at most 1000, such as 10 or 0.5".into()),
+            })?;
+        }
+        let cert = pick(args.tls_cert, env.tls_cert, "--tls-cert", "TLS_CERT");
+        let key = pick(args.tls_key, env.tls_key, "--tls-key", "TLS_KEY");
+        config.tls = match (cert, key) {
+            (None, None) => None,
+            (Some(c), None) => return Err(ConfigError::new(c.origin, "", "needs --tls-key as well")),
+            (None, Some(k)) => return Err(ConfigError::new(k.origin, "", "needs --tls-cert as well")),
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles {
+                    cert: PathBuf::from(&cert.value),
+                    key: PathBuf::from(&key.value),
+                };
+                // Fail at start, naming the flag, rather than at the first handshake.
+                crate::tls::load(&files).map_err(|e| match e {
+                    crate::tls::LoadError::Cert(why) => ConfigError::new(cert.origin, cert.value, why),
+                    crate::tls::LoadError::Key(why) => ConfigError::new(key.origin, key.value, why),
+                })?;
+                Some(files)
+            }
+        };
+        if let Some(v) = pick(args.cors_origin, env.cors_origin, "--cors-origin", "CORS_ORIGIN") {
+            config.cors_origin = Some(v.parse_with(CorsOrigins::parse)?);
         }
 
         let demo = args.demo || flag_env(env.demo, "DEMO")?;

@@ -9,7 +9,10 @@
 //! - [`upstream`]: the camera connection (reqwest), reconnects with backoff.
 //! - [`mjpeg`]: the sans-io multipart parser and the framing written to viewers.
 //! - [`hub`]: the newest frame of the source and its counters.
-//! - [`server`]: viewer routes and the accept loop shared with the admin port.
+//! - [`server`]: viewer routes and the accept loop shared with the admin port;
+//!   `server/ws.rs` (`/ws`), `server/cors.rs`, `server/options.rs` (rate caps,
+//!   idle repeat), `server/view.html` (the `/view` page).
+//! - [`tls`]: HTTPS/HTTP/2 for viewers, certificate reload.
 //! - [`admin`]: `/livez`, `/readyz`, readiness latch.
 //! - [`demo`]: the built-in test-pattern camera.
 //! - [`relay`]: the tokio-graceful-shutdown subsystem tree.
@@ -26,6 +29,7 @@ pub mod mjpeg;
 pub mod relay;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 /// Makes ring rustls' process-wide crypto provider (idempotent).

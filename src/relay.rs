@@ -21,7 +21,7 @@ use crate::admin::{Admin, Readiness};
 use crate::config::{Config, ConfigError, DemoSettings, Source};
 use crate::demo::Pattern;
 use crate::hub::Hub;
-use crate::server::{self, Viewers};
+use crate::server::{self, ViewerOptions, Viewers};
 use crate::upstream::{self, Upstream};
 
 /// The bound sockets of one relay.
@@ -142,15 +142,19 @@ pub async fn run(
             let viewer_listener = listeners.viewer;
             let (readiness_v, done) = (readiness.clone(), viewers_done.clone());
             let drain_delay = config.drain_delay;
+            let viewer_options = ViewerOptions::from_config(&config);
+            let tls_files = config.tls.clone();
             s.start(SubsystemBuilder::new(
                 "viewers",
                 async move |s: &mut SubsystemHandle| {
                     let streams_end = CancellationToken::new();
-                    let viewers = Viewers {
-                        hub,
-                        shutdown: streams_end.clone(),
+                    let viewers = Viewers::new(hub, streams_end.clone(), viewer_options);
+                    let sessions = viewers.sessions.clone();
+                    let tls = match tls_files {
+                        Some(files) => Some(crate::tls::start(files, streams_end.clone())?),
+                        None => None,
                     };
-                    let serving = server::serve(viewer_listener, streams_end.clone(), move |req| {
+                    let serving = server::serve_with(viewer_listener, tls, streams_end.clone(), move |req| {
                         let viewers = viewers.clone();
                         async move { viewers.handle(req).await }
                     });
@@ -170,6 +174,9 @@ pub async fn run(
                     }
                     streams_end.cancel();
                     serving.await;
+                    // WebSocket sessions send their close frames.
+                    sessions.close();
+                    sessions.wait().await;
                     done.cancel();
                     Ok::<(), anyhow::Error>(())
                 },

@@ -1,10 +1,14 @@
 //! The viewer port: routes (`/stream`, `/snapshot`, `/status`,
-//! `/status.json`) and the accept loop shared with the admin port. Every
-//! connection is a task on a `TaskTracker`; on shutdown the listener closes,
-//! keep-alive turns off and each endless body ends itself.
+//! `/status.json`, `/ws`, `/view`) and the accept loop shared with the admin
+//! port (plain TCP or TLS). Every connection is a task on a `TaskTracker`; on
+//! shutdown the listener closes, keep-alive turns off and each endless body
+//! ends itself.
 
+mod cors;
+mod options;
 mod status;
 mod stream;
+mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,12 +26,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::hub::Hub;
 use crate::mjpeg::encode;
 
+pub use options::ViewerOptions;
 pub use status::{Status, status_json};
 
 /// Response body type of both servers.
@@ -42,20 +48,59 @@ pub struct Viewers {
     pub hub: Arc<Hub>,
     /// Cancelled when streams must end.
     pub shutdown: CancellationToken,
+    /// Rate caps, idle repeat, CORS.
+    pub options: Arc<ViewerOptions>,
+    /// WebSocket sessions (they outlive their HTTP connection task); wait
+    /// for them after `shutdown` is cancelled.
+    pub sessions: TaskTracker,
 }
 
+/// The viewer page (`/` and `/view`).
+const VIEW_PAGE: &str = include_str!("view.html");
+
 impl Viewers {
+    /// Viewer routes for `hub`, ending streams when `shutdown` is cancelled.
+    pub fn new(hub: Arc<Hub>, shutdown: CancellationToken, options: ViewerOptions) -> Self {
+        Self {
+            hub,
+            shutdown,
+            options: Arc::new(options),
+            sessions: TaskTracker::new(),
+        }
+    }
+
     /// Answers one viewer request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let Some(cors) = &self.options.cors else {
+            return self.route(req);
+        };
+        let method = req.method().clone();
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let mut resp = self.route(req);
+        cors::decorate(cors, &method, origin.as_ref(), &mut resp);
+        resp
+    }
+
+    fn route(&self, req: Request<Incoming>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         let path = req.uri().path();
-        let known = matches!(path, "/" | "/stream" | "/snapshot" | "/status" | "/status.json");
+        let known = matches!(
+            path,
+            "/" | "/view" | "/stream" | "/snapshot" | "/status" | "/status.json" | "/ws"
+        );
         if !known {
             return text(
                 StatusCode::NOT_FOUND,
-                "not found: try /stream, /snapshot or /status\n",
+                "not found: try /view, /stream, /snapshot, /ws or /status\n",
                 head,
             );
+        }
+        if req.method() == Method::OPTIONS {
+            if let Some(cors) = &self.options.cors {
+                let mut resp = cors::preflight(cors, req.headers());
+                resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
+                return resp;
+            }
         }
         if req.method() != Method::GET && !head {
             let mut resp = text(
@@ -72,6 +117,24 @@ impl Viewers {
                 Ok(fps) => self.stream(fps, head),
                 Err(why) => text(StatusCode::BAD_REQUEST, &why, head),
             },
+            "/ws" => match (query_fps(req.uri().query()), ws::query_format(req.uri().query())) {
+                (Ok(_), Ok(_)) if head => ws::upgrade_required(),
+                (Ok(fps), Ok(format)) => ws::upgrade(
+                    req,
+                    self.hub.clone(),
+                    self.shutdown.clone(),
+                    &self.sessions,
+                    self.options.min_interval(fps),
+                    format,
+                ),
+                (Err(why), _) | (_, Err(why)) => text(StatusCode::BAD_REQUEST, &why, head),
+            },
+            "/" | "/view" => full(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                Bytes::from_static(VIEW_PAGE.as_bytes()),
+                head,
+            ),
             "/snapshot" => self.snapshot(head),
             "/status" => {
                 let page = status::html(&self.status());
@@ -86,12 +149,7 @@ impl Viewers {
                 let json = status_json(&self.status());
                 full(StatusCode::OK, "application/json", Bytes::from(json), head)
             }
-            _ => {
-                let mut resp = text(StatusCode::FOUND, "see /status\n", head);
-                resp.headers_mut()
-                    .insert(header::LOCATION, HeaderValue::from_static("/status"));
-                resp
-            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n", head),
         };
         resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
         resp
@@ -101,7 +159,12 @@ impl Viewers {
         let body = if head {
             empty()
         } else {
-            stream::body(self.hub.clone(), self.shutdown.clone(), fps)
+            stream::body(
+                self.hub.clone(),
+                self.shutdown.clone(),
+                self.options.min_interval(fps),
+                self.options.idle_repeat,
+            )
         };
         let mut resp = Response::new(body);
         let h = resp.headers_mut();
@@ -186,7 +249,7 @@ pub fn text(status: StatusCode, body: &str, head: bool) -> Response<Body> {
     )
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().boxed_unsync()
 }
 
@@ -195,6 +258,20 @@ fn empty() -> Body {
 /// connections to finish.
 pub async fn serve<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
 where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_with(listener, None, shutdown, handler).await;
+}
+
+/// [`serve`], over TLS when `tls` is given (HTTP/2 or HTTP/1.1 as ALPN
+/// chose; the auto builder also takes HTTP/2 with prior knowledge).
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+    handler: H,
+) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -221,28 +298,68 @@ where
         let handler = handler.clone();
         let builder = builder.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            match tls {
+                None => serve_connection(tcp, peer, &builder, shutdown, handler).await,
+                Some(acceptor) => {
+                    // The handshake runs in the connection's task, so a slow
+                    // or silent client never holds up the accept loop.
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    let stream = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                    };
+                    serve_connection(stream, peer, &builder, shutdown, handler).await;
                 }
-            };
-            if let Err(e) = result {
-                log_connection_error(peer, &*e);
             }
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_connection<I, H, F>(
+    io: I,
+    peer: SocketAddr,
+    builder: &auto::Builder<TokioExecutor>,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        log_connection_error(peer, &*e);
+    }
 }
 
 fn log_connection_error(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {

@@ -4,6 +4,16 @@
 //! simply asked less often and skips to the newest frame; nothing queues.
 //! The body ends itself with the closing boundary when shutdown starts
 //! (hyper's HTTP/1 graceful shutdown would wait for it forever otherwise).
+//!
+//! When the camera sends nothing new for `--idle-repeat`, the last frame is
+//! sent again, so a static scene does not look like a dead stream to
+//! browsers, proxies with idle timeouts, or NVRs with a frame watchdog.
+//!
+//! Framing and browsers: each part is written as headers, JPEG and the
+//! boundary line right after it (Firefox shows the frame as soon as it sees
+//! that boundary). Chromium shows a part only once the *next* part's headers
+//! are parsed; those carry the next frame's `Content-Length`, so they can
+//! only leave with the next frame (see BENCHMARKS-viewers.md).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -29,8 +39,10 @@ struct Viewer {
     hub: Arc<Hub>,
     rx: watch::Receiver<Option<hub::Frame>>,
     shutdown: CancellationToken,
-    /// Minimum time between frames (`?fps=N`).
+    /// Minimum time between frames (`?fps=N`, `--max-fps`).
     min_interval: Option<Duration>,
+    /// Resend the current frame after this long without a new one.
+    idle_repeat: Option<Duration>,
     last_sent: Option<Instant>,
     last_seq: u64,
     /// Chunks of the current part not yet handed to hyper.
@@ -55,6 +67,18 @@ impl Viewer {
             }
         }
         let frame = loop {
+            // Only once a frame went out: a stream that has not started yet
+            // waits for the camera.
+            let repeat_at = self
+                .idle_repeat
+                .zip(self.last_sent)
+                .map(|(idle, last)| last + idle);
+            let idle = async {
+                match repeat_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Some(self.close()),
@@ -63,6 +87,9 @@ impl Viewer {
                         break frame;
                     },
                     Err(_) => return Some(self.close()),
+                },
+                () = idle => if let Some(frame) = self.rx.borrow_and_update().clone() {
+                    break frame;
                 },
             }
         };
@@ -95,14 +122,21 @@ impl Viewer {
     }
 }
 
-/// The body of one `/stream` response, at most `fps` frames per second.
-pub fn body(hub: Arc<Hub>, shutdown: CancellationToken, fps: Option<f64>) -> Body {
+/// The body of one `/stream` response: at most one frame per
+/// `min_interval`, the last frame again after `idle_repeat` without a new one.
+pub fn body(
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    min_interval: Option<Duration>,
+    idle_repeat: Option<Duration>,
+) -> Body {
     let viewer = Viewer {
         rx: hub.subscribe(),
         _guard: hub.viewer(),
         hub,
         shutdown,
-        min_interval: fps.map(|fps| Duration::from_secs_f64(1.0 / fps)),
+        min_interval,
+        idle_repeat,
         last_sent: None,
         last_seq: 0,
         pending: VecDeque::from([encode::OPENING]),
