@@ -23,7 +23,10 @@ async fn http10_viewer_gets_a_close_delimited_body() {
     let mut s = RawStream::http10(relay.addr, "/stream").await;
     assert!(s.head.starts_with("HTTP/1.0 200"), "{}", s.head);
     let head = s.head.to_ascii_lowercase();
-    assert!(!head.contains("transfer-encoding"), "no chunked for HTTP/1.0: {head}");
+    assert!(
+        !head.contains("transfer-encoding"),
+        "no chunked for HTTP/1.0: {head}"
+    );
     assert!(!head.contains("content-length"), "{head}");
     assert!(head.contains("multipart/x-mixed-replace; boundary=mjpegrelayboundary"));
     s.expect_opening().await;
@@ -34,7 +37,11 @@ async fn http10_viewer_gets_a_close_delimited_body() {
     relay.shutdown.cancel();
     // The body ends with the close delimiter, then the connection closes.
     let rest = s.rest().await;
-    assert!(rest.ends_with(b"--mjpegrelayboundary--\r\n"), "{:?}", &rest[rest.len().saturating_sub(40)..]);
+    assert!(
+        rest.ends_with(b"--mjpegrelayboundary--\r\n"),
+        "{:?}",
+        &rest[rest.len().saturating_sub(40)..]
+    );
     relay.stop().await;
 }
 
@@ -90,7 +97,10 @@ async fn idle_repeat_off_sends_each_frame_once_and_snapshot_never_repeats() {
     let mut s = RawStream::http10(server.addr, "/stream").await;
     s.expect_opening().await;
     assert_eq!(s.next_part().await.unwrap(), frame);
-    assert!(s.quiet_for(Duration::from_millis(500)).await, "no repeat when off");
+    assert!(
+        s.quiet_for(Duration::from_millis(500)).await,
+        "no repeat when off"
+    );
     server.shutdown.cancel();
     assert!(s.next_part().await.is_none(), "closing boundary on shutdown");
 }
@@ -121,8 +131,19 @@ async fn max_fps_caps_everyone_and_newest_frame_wins() {
     }
     // Three more frames at most 5 per second take at least ~600 ms (a
     // lower bound set by the relay's own timer, not a speed claim).
-    assert!(start.elapsed() >= Duration::from_millis(550), "{:?}", start.elapsed());
-    assert!(server.hub.counters.frames_in.load(std::sync::atomic::Ordering::Relaxed) > 20);
+    assert!(
+        start.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        server
+            .hub
+            .counters
+            .frames_in
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 20
+    );
     publisher.abort();
     server.shutdown.cancel();
 }
@@ -141,7 +162,10 @@ async fn bad_query_values_are_400_and_cache_busters_are_ignored() {
     s.next_part().await.unwrap();
     let resp = client.get(relay.url("/snapshot?t=1234")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-disposition"], "inline; filename=\"snapshot.jpg\"");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "inline; filename=\"snapshot.jpg\""
+    );
     relay.stop().await;
 }
 
@@ -152,7 +176,12 @@ async fn view_page_at_root_and_view() {
     for path in ["/", "/view"] {
         let resp = client.get(relay.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let page = resp.text().await.unwrap();
         assert!(page.contains("<img id=\"mjpeg\" src=\"stream\""), "{page}");
         assert!(page.contains("new WebSocket("));
@@ -177,7 +206,11 @@ async fn websocket_binary_frames_ping_and_close_on_shutdown() {
     let mut pinged = false;
     let mut ponged = false;
     while frames < 5 || !ponged {
-        let msg = tokio::time::timeout(DEADLINE, ws.next()).await.unwrap().unwrap().unwrap();
+        let msg = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         match msg {
             Message::Binary(jpeg) => {
                 assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
@@ -217,9 +250,17 @@ async fn websocket_base64_text_frames() {
             .await
             .unwrap();
     for _ in 0..3 {
-        let msg = tokio::time::timeout(DEADLINE, ws.next()).await.unwrap().unwrap().unwrap();
-        let Message::Text(text) = msg else { panic!("text expected, got {msg:?}") };
-        let jpeg = base64::engine::general_purpose::STANDARD.decode(text.as_str()).unwrap();
+        let msg = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = msg else {
+            panic!("text expected, got {msg:?}")
+        };
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode(text.as_str())
+            .unwrap();
         assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
     }
     ws.close(None).await.unwrap();
@@ -261,7 +302,12 @@ async fn cors_off_by_default_then_preflight_and_origins() {
     assert_eq!(resp.status(), 204);
     let h = resp.headers();
     assert_eq!(h["access-control-allow-origin"], "https://dash.example");
-    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("GET"));
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
     assert_eq!(h["access-control-allow-headers"], "x-requested-with");
     assert!(h.contains_key("access-control-max-age"));
     let resp = client
@@ -279,7 +325,10 @@ async fn cors_off_by_default_then_preflight_and_origins() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["access-control-allow-origin"], "http://other.example:8080");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://other.example:8080"
+    );
     assert!(
         resp.headers().get_all("vary").iter().any(|v| v == "Origin"),
         "{:?}",
@@ -346,11 +395,17 @@ async fn one_http2_connection_carries_ten_streams_over_tls() {
     let relay = start(config);
 
     let tls = tls_connect(relay.addr, &certified.cert, &[b"h2", b"http/1.1"]).await;
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN chose HTTP/2");
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
-            .await
-            .unwrap();
+    assert_eq!(
+        tls.get_ref().1.alpn_protocol(),
+        Some(&b"h2"[..]),
+        "ALPN chose HTTP/2"
+    );
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     let conn = tokio::spawn(conn);
 
     let mut streams = Vec::new();
@@ -372,8 +427,17 @@ async fn one_http2_connection_carries_ten_streams_over_tls() {
             let mut body = resp.into_body();
             let mut seen = Vec::new();
             // Three whole parts: four boundary lines.
-            while seen.windows(22).filter(|w| w == b"--mjpegrelayboundary\r\n").count() < 4 {
-                let frame = tokio::time::timeout(DEADLINE, body.frame()).await.unwrap().unwrap().unwrap();
+            while seen
+                .windows(22)
+                .filter(|w| w == b"--mjpegrelayboundary\r\n")
+                .count()
+                < 4
+            {
+                let frame = tokio::time::timeout(DEADLINE, body.frame())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
                 if let Ok(data) = frame.into_data() {
                     seen.extend_from_slice(&data);
                 }

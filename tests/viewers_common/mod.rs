@@ -148,7 +148,9 @@ pub async fn bare(options: ViewerOptions) -> Bare {
 /// A small real JPEG whose pixels depend on `n`.
 pub fn jpeg(n: u8) -> Bytes {
     let (w, h) = (16u16, 16u16);
-    let rgb: Vec<u8> = (0..usize::from(w) * usize::from(h)).flat_map(|_| [n, 255 - n, 128]).collect();
+    let rgb: Vec<u8> = (0..usize::from(w) * usize::from(h))
+        .flat_map(|_| [n, 255 - n, 128])
+        .collect();
     let mut out = Vec::new();
     jpeg_encoder::Encoder::new(&mut out, 90)
         .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
@@ -212,7 +214,11 @@ impl RawStream {
         while self.buf.len() < opening.len() {
             assert!(self.fill().await, "stream ended before the opening boundary");
         }
-        assert_eq!(&self.buf[..opening.len()], opening, "stream starts with the boundary");
+        assert_eq!(
+            &self.buf[..opening.len()],
+            opening,
+            "stream starts with the boundary"
+        );
         self.buf.drain(..opening.len());
     }
 
@@ -248,9 +254,16 @@ impl RawStream {
             assert!(self.fill().await, "stream ended inside a frame");
         }
         let jpeg = Bytes::copy_from_slice(&self.buf[..length]);
-        assert_eq!(&self.buf[length..length + after.len()], after, "boundary right after the frame");
+        assert_eq!(
+            &self.buf[length..length + after.len()],
+            after,
+            "boundary right after the frame"
+        );
         self.buf.drain(..length + after.len());
-        assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]), "a whole JPEG");
+        assert!(
+            jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]),
+            "a whole JPEG"
+        );
         Some(jpeg)
     }
 
