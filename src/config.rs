@@ -846,4 +846,62 @@ mod tests {
         let e = Config::from_sources(RelayArgs::default(), env).unwrap_err();
         assert_eq!(e.origin, "MJPEG_RELAY_DEMO");
     }
+
+    // --- viewers (issue 8) ---
+    #[test]
+    fn viewer_flags() {
+        let c = Config::from_sources(args("http://cam/"), Env::default()).unwrap();
+        assert_eq!(c.idle_repeat, Some(Duration::from_secs(1)));
+        assert_eq!(c.max_fps, None);
+        assert!(c.tls.is_none() && c.cors_origin.is_none());
+        let env = Env {
+            idle_repeat: Some("off".into()),
+            max_fps: Some("12.5".into()),
+            cors_origin: Some("*".into()),
+            ..Default::default()
+        };
+        let c = Config::from_sources(args("http://cam/"), env).unwrap();
+        assert_eq!(c.idle_repeat, None);
+        assert_eq!(c.max_fps, Some(12.5));
+        assert_eq!(c.cors_origin, Some(CorsOrigins::Any));
+        let mut a = args("http://cam/");
+        a.idle_repeat = Some("250ms".into());
+        a.cors_origin = Some("https://a.example,http://b.example:81".into());
+        let c = Config::from_sources(a, Env::default()).unwrap();
+        assert_eq!(c.idle_repeat, Some(Duration::from_millis(250)));
+        assert!(c.cors_origin.as_ref().unwrap().allows("http://b.example:81"));
+        assert!(!c.cors_origin.as_ref().unwrap().allows("http://b.example"));
+    }
+
+    #[test]
+    fn viewer_flag_errors_name_the_flag() {
+        let bad = |f: fn(&mut RelayArgs)| {
+            let mut a = args("http://cam/");
+            f(&mut a);
+            Config::from_sources(a, Env::default()).unwrap_err()
+        };
+        assert_eq!(
+            bad(|a| a.idle_repeat = Some("soon".into())).origin,
+            "--idle-repeat"
+        );
+        assert_eq!(bad(|a| a.max_fps = Some("0".into())).origin, "--max-fps");
+        assert_eq!(
+            bad(|a| a.cors_origin = Some("dash.example".into())).origin,
+            "--cors-origin"
+        );
+        assert_eq!(
+            bad(|a| a.cors_origin = Some("https://a.example/path".into())).origin,
+            "--cors-origin"
+        );
+        assert_eq!(
+            bad(|a| a.tls_cert = Some("/nope.crt".into())).origin,
+            "--tls-cert"
+        );
+        let e = bad(|a| {
+            a.tls_cert = Some("/nope.crt".into());
+            a.tls_key = Some("/nope.key".into());
+        });
+        assert_eq!(e.origin, "--tls-cert");
+        assert!(e.to_string().contains("readable"), "{e}");
+    }
 }

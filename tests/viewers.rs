@@ -500,3 +500,32 @@ async fn https_http1_and_certificate_reload_on_file_change() {
     }
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn early_headers_follow_each_boundary_when_asked() {
+    let server = bare(ViewerOptions::default()).await;
+    let frame = jpeg(3);
+    server.hub.publish(frame.clone());
+    let bad = RawStream::http10(server.addr, "/stream?headers=late").await;
+    assert!(bad.head.starts_with("HTTP/1.0 400"), "{}", bad.head);
+    let mut s = RawStream::http10(server.addr, "/stream?headers=early").await;
+    server.hub.publish(jpeg(4));
+    s.wait_for(b"\xFF\xD9\r\n--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n").await;
+    server.shutdown.cancel();
+    let body = s.rest().await;
+    let early = b"--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n";
+    assert!(
+        body.starts_with(early),
+        "{:?}",
+        String::from_utf8_lossy(&body[..60])
+    );
+    let first = &body[early.len()..];
+    assert!(first.starts_with(&[0xFF, 0xD8]));
+    // Each frame is followed at once by the boundary and the next part's headers.
+    let after = find(
+        first,
+        b"\xFF\xD9\r\n--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n",
+    );
+    assert!(after.is_some());
+    assert!(body.ends_with(b"\r\n--mjpegrelayboundary--\r\n"));
+}

@@ -113,9 +113,12 @@ impl Viewers {
             return resp;
         }
         let mut resp = match path {
-            "/stream" => match query_fps(req.uri().query()) {
-                Ok(fps) => self.stream(fps, head),
-                Err(why) => text(StatusCode::BAD_REQUEST, &why, head),
+            "/stream" => match (
+                query_fps(req.uri().query()),
+                stream::query_early(req.uri().query()),
+            ) {
+                (Ok(fps), Ok(early)) => self.stream(fps, early, head),
+                (Err(why), _) | (_, Err(why)) => text(StatusCode::BAD_REQUEST, &why, head),
             },
             "/ws" => match (query_fps(req.uri().query()), ws::query_format(req.uri().query())) {
                 (Ok(_), Ok(_)) if head => ws::upgrade_required(),
@@ -155,7 +158,7 @@ impl Viewers {
         resp
     }
 
-    fn stream(&self, fps: Option<f64>, head: bool) -> Response<Body> {
+    fn stream(&self, fps: Option<f64>, early: bool, head: bool) -> Response<Body> {
         let body = if head {
             empty()
         } else {
@@ -164,6 +167,7 @@ impl Viewers {
                 self.shutdown.clone(),
                 self.options.min_interval(fps),
                 self.options.idle_repeat,
+                early,
             )
         };
         let mut resp = Response::new(body);

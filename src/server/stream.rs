@@ -13,7 +13,11 @@
 //! boundary line right after it (Firefox shows the frame as soon as it sees
 //! that boundary). Chromium shows a part only once the *next* part's headers
 //! are parsed; those carry the next frame's `Content-Length`, so they can
-//! only leave with the next frame (see BENCHMARKS-viewers.md).
+//! only leave with the next frame (see BENCHMARKS-viewers.md). A page that
+//! wants each frame at once in Chromium can ask for `?headers=early`: the
+//! next part's headers (`Content-Type` only, no `Content-Length`) follow the
+//! boundary at once. That trades the `Content-Length` guarantee for one
+//! frame interval of latency, so it is never the default.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -45,6 +49,8 @@ struct Viewer {
     idle_repeat: Option<Duration>,
     last_sent: Option<Instant>,
     last_seq: u64,
+    /// `?headers=early`: part headers right after each boundary.
+    early: bool,
     /// Chunks of the current part not yet handed to hyper.
     pending: VecDeque<Bytes>,
     done: bool,
@@ -102,6 +108,10 @@ impl Viewer {
         self.last_seq = frame.seq;
         self.last_sent = Some(Instant::now());
         counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        if self.early {
+            self.pending.push_back(EARLY_AFTER_FRAME);
+            return Some(self.count(frame.jpeg));
+        }
         let headers = encode::part_headers(frame.jpeg.len());
         self.pending.push_back(frame.jpeg);
         self.pending.push_back(encode::AFTER_FRAME);
@@ -110,7 +120,11 @@ impl Viewer {
 
     fn close(&mut self) -> Bytes {
         self.done = true;
-        self.count(encode::CLOSING)
+        self.count(if self.early {
+            EARLY_CLOSING
+        } else {
+            encode::CLOSING
+        })
     }
 
     fn count(&self, chunk: Bytes) -> Bytes {
@@ -122,6 +136,27 @@ impl Viewer {
     }
 }
 
+/// `?headers=early`: the opening, with the first part's headers.
+const EARLY_OPENING: Bytes = Bytes::from_static(b"--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n");
+/// `?headers=early`: after each frame, the boundary and the next headers.
+const EARLY_AFTER_FRAME: Bytes =
+    Bytes::from_static(b"\r\n--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n");
+/// `?headers=early`: the part already begun ends empty, then the close delimiter.
+const EARLY_CLOSING: Bytes = Bytes::from_static(b"\r\n--mjpegrelayboundary--\r\n");
+
+/// `?headers=early|normal` (default normal).
+pub fn query_early(query: Option<&str>) -> Result<bool, String> {
+    let value = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("headers="));
+    match value {
+        None | Some("normal") => Ok(false),
+        Some("early") => Ok(true),
+        Some(other) => Err(format!("invalid headers '{other}': expected normal or early\n")),
+    }
+}
+
 /// The body of one `/stream` response: at most one frame per
 /// `min_interval`, the last frame again after `idle_repeat` without a new one.
 pub fn body(
@@ -129,6 +164,7 @@ pub fn body(
     shutdown: CancellationToken,
     min_interval: Option<Duration>,
     idle_repeat: Option<Duration>,
+    early: bool,
 ) -> Body {
     let viewer = Viewer {
         rx: hub.subscribe(),
@@ -139,7 +175,8 @@ pub fn body(
         idle_repeat,
         last_sent: None,
         last_seq: 0,
-        pending: VecDeque::from([encode::OPENING]),
+        early,
+        pending: VecDeque::from([if early { EARLY_OPENING } else { encode::OPENING }]),
         done: false,
     };
     let chunks = stream::unfold(viewer, |mut viewer| async move {

@@ -267,6 +267,13 @@ impl RawStream {
         Some(jpeg)
     }
 
+    /// Reads until `needle` has arrived (it stays buffered).
+    pub async fn wait_for(&mut self, needle: &[u8]) {
+        while find(&self.buf, needle).is_none() {
+            assert!(self.fill().await, "stream ended before {needle:?}");
+        }
+    }
+
     /// Reads until the peer closes; returns what was left.
     pub async fn rest(&mut self) -> Vec<u8> {
         while self.fill().await {}
