@@ -18,7 +18,7 @@ use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{Admin, Readiness};
-use crate::config::{Config, ConfigError, DemoSettings, Source};
+use crate::config::{Config, ConfigError, DemoSettings, Source, TlsFiles};
 use crate::demo::Pattern;
 use crate::hub::Hub;
 use crate::server::{self, ViewerOptions, Viewers};
@@ -109,6 +109,9 @@ pub async fn run(
 
     let toplevel = Toplevel::new_with_shutdown_token(
         async move |s: &mut SubsystemHandle| {
+            // Ingest runs until the viewers are gone, so streams stay live
+            // through the drain delay.
+            let ingest_stop = viewers_done.clone();
             match config.source.clone() {
                 Source::Camera(url) => {
                     let upstream = Upstream {
@@ -122,8 +125,8 @@ pub async fn run(
                     let client = client.unwrap_or_default();
                     s.start(SubsystemBuilder::new(
                         "upstream",
-                        async move |s: &mut SubsystemHandle| {
-                            upstream.run(client, s.create_cancellation_token()).await;
+                        async move |_: &mut SubsystemHandle| {
+                            upstream.run(client, ingest_stop).await;
                             Ok::<(), anyhow::Error>(())
                         },
                     ));
@@ -132,78 +135,27 @@ pub async fn run(
                     let hub = hub.clone();
                     s.start(SubsystemBuilder::new(
                         "demo",
-                        async move |s: &mut SubsystemHandle| {
-                            demo_camera(hub, settings, s.create_cancellation_token()).await
-                        },
+                        async move |_: &mut SubsystemHandle| demo_camera(hub, settings, ingest_stop).await,
                     ));
                 }
             }
 
-            let viewer_listener = listeners.viewer;
-            let (readiness_v, done) = (readiness.clone(), viewers_done.clone());
-            let drain_delay = config.drain_delay;
-            let viewer_options = ViewerOptions::from_config(&config);
-            let tls_files = config.tls.clone();
+            let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config));
+            let (viewer_listener, drain_delay) = (listeners.viewer, config.drain_delay);
+            let (ready, done) = (readiness.clone(), viewers_done.clone());
+            let tls = config.tls.clone();
             s.start(SubsystemBuilder::new(
                 "viewers",
                 async move |s: &mut SubsystemHandle| {
-                    let streams_end = CancellationToken::new();
-                    let viewers = Viewers::new(hub, streams_end.clone(), viewer_options);
-                    let sessions = viewers.sessions.clone();
-                    let tls = match tls_files {
-                        Some(files) => Some(crate::tls::start(files, streams_end.clone())?),
-                        None => None,
-                    };
-                    let serving = server::serve_with(viewer_listener, tls, streams_end.clone(), move |req| {
-                        let viewers = viewers.clone();
-                        async move { viewers.handle(req).await }
-                    });
-                    tokio::pin!(serving);
-                    readiness_v.set_serving();
-                    tokio::select! {
-                        () = &mut serving => {}
-                        () = s.on_shutdown_requested() => {}
-                    }
-                    readiness_v.set_shutting_down();
-                    if !drain_delay.is_zero() {
-                        tracing::info!(
-                            "draining: not ready; streams end in {} ms",
-                            drain_delay.as_millis()
-                        );
-                        tokio::time::sleep(drain_delay).await;
-                    }
-                    streams_end.cancel();
-                    serving.await;
-                    // WebSocket sessions send their close frames.
-                    sessions.close();
-                    sessions.wait().await;
-                    done.cancel();
-                    Ok::<(), anyhow::Error>(())
+                    serve_viewers(s, viewer_listener, tls, viewers, ready, drain_delay, done).await
                 },
             ));
-
             if let Some(admin_listener) = listeners.admin {
                 let admin = Admin { readiness };
                 s.start(SubsystemBuilder::new(
                     "admin",
                     async move |s: &mut SubsystemHandle| {
-                        let stop = CancellationToken::new();
-                        let handler_admin = admin.clone();
-                        let serving = server::serve(admin_listener, stop.clone(), move |req| {
-                            let admin = handler_admin.clone();
-                            async move { admin.handle(req).await }
-                        });
-                        tokio::pin!(serving);
-                        tokio::select! {
-                            () = &mut serving => {}
-                            () = s.on_shutdown_requested() => {}
-                        }
-                        admin.readiness.set_shutting_down();
-                        // Probes keep answering (503) until the viewers are gone.
-                        viewers_done.cancelled().await;
-                        stop.cancel();
-                        serving.await;
-                        Ok::<(), anyhow::Error>(())
+                        serve_admin(s, admin_listener, admin, viewers_done).await
                     },
                 ));
             }
@@ -232,6 +184,82 @@ pub async fn run(
             }))
         }
     }
+}
+
+/// The `viewers` subsystem. The accept loop runs on its own task so it
+/// keeps accepting while this waits out the drain delay.
+async fn serve_viewers(
+    s: &mut SubsystemHandle,
+    listener: TcpListener,
+    tls: Option<TlsFiles>,
+    viewers: Viewers,
+    readiness: Arc<Readiness>,
+    drain_delay: Duration,
+    done: CancellationToken,
+) -> anyhow::Result<()> {
+    let streams_end = viewers.shutdown.clone();
+    let sessions = viewers.sessions.clone();
+    let tls = match tls {
+        Some(files) => Some(crate::tls::start(files, streams_end.clone())?),
+        None => None,
+    };
+    let mut serving = tokio::spawn(server::serve_with(
+        listener,
+        tls,
+        streams_end.clone(),
+        move |req| {
+            let viewers = viewers.clone();
+            async move { viewers.handle(req).await }
+        },
+    ));
+    readiness.set_serving();
+    tokio::select! {
+        _ = &mut serving => anyhow::bail!("the viewer listener stopped unexpectedly"),
+        () = s.on_shutdown_requested() => {}
+    }
+    readiness.set_shutting_down();
+    if !drain_delay.is_zero() {
+        tracing::info!(
+            "draining: not ready; streams end in {} ms",
+            drain_delay.as_millis()
+        );
+        tokio::time::sleep(drain_delay).await;
+    }
+    streams_end.cancel();
+    serving.await.context("viewer listener task")?;
+    // WebSocket sessions send their close frames.
+    sessions.close();
+    sessions.wait().await;
+    done.cancel();
+    Ok(())
+}
+
+/// The `admin` subsystem: probes keep answering (503 once shutdown began)
+/// until the viewers are gone.
+async fn serve_admin(
+    s: &mut SubsystemHandle,
+    listener: TcpListener,
+    admin: Admin,
+    viewers_done: CancellationToken,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let readiness = admin.readiness.clone();
+    let mut serving = tokio::spawn(server::serve(listener, stop.clone(), move |req| {
+        let admin = admin.clone();
+        async move { admin.handle(req).await }
+    }));
+    tokio::select! {
+        _ = &mut serving => anyhow::bail!("the admin listener stopped unexpectedly"),
+        () = s.on_shutdown_requested() => {}
+    }
+    readiness.set_shutting_down();
+    tokio::select! {
+        _ = &mut serving => anyhow::bail!("the admin listener stopped unexpectedly"),
+        () = viewers_done.cancelled() => {}
+    }
+    stop.cancel();
+    serving.await.context("admin listener task")?;
+    Ok(())
 }
 
 /// The built-in camera: renders the test pattern at `settings.fps` until

@@ -167,7 +167,10 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        if !content_type.to_ascii_lowercase().starts_with("multipart/") {
+        // Cameras (and ffmpeg's own HTTP server) often send a generic type
+        // such as application/octet-stream: the parser learns the boundary
+        // from the body. Only a single picture is clearly not a stream.
+        if content_type.to_ascii_lowercase().starts_with("image/") {
             return UpstreamError::NotMjpeg { url, content_type };
         }
         let boundary = boundary_from_content_type(&content_type);

@@ -510,7 +510,8 @@ async fn early_headers_follow_each_boundary_when_asked() {
     assert!(bad.head.starts_with("HTTP/1.0 400"), "{}", bad.head);
     let mut s = RawStream::http10(server.addr, "/stream?headers=early").await;
     server.hub.publish(jpeg(4));
-    s.wait_for(b"\xFF\xD9\r\n--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n").await;
+    s.wait_for(b"\xFF\xD9\r\n--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n")
+        .await;
     server.shutdown.cancel();
     let body = s.rest().await;
     let early = b"--mjpegrelayboundary\r\nContent-Type: image/jpeg\r\n\r\n";

@@ -297,10 +297,7 @@ async fn read_stream(
     let mut in_head = true;
     loop {
         // Consume whatever is complete.
-        loop {
-            let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") else {
-                break;
-            };
+        while let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
             if in_head {
                 let _ = buf.split_to(end + 4);
                 in_head = false;

@@ -368,15 +368,24 @@ async fn serve_connection<I, H, F>(
 
 fn log_connection_error(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
     // Viewers closing the tab mid-frame are normal; say so quietly.
-    let text = e.to_string();
-    let ordinary = e
-        .downcast_ref::<hyper::Error>()
-        .is_some_and(|e| e.is_incomplete_message() || e.is_canceled() || e.is_closed())
-        || text.contains("connection reset")
-        || text.contains("broken pipe");
+    let mut ordinary = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            ordinary |= h.is_incomplete_message() || h.is_canceled() || h.is_closed();
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            ordinary |= matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            );
+        }
+        cause = err.source();
+    }
     if ordinary {
-        tracing::debug!(%peer, "connection ended: {text}");
+        tracing::debug!(%peer, "viewer connection ended: {e}");
     } else {
-        tracing::info!(%peer, "connection error: {text}");
+        tracing::info!(%peer, "viewer connection error: {e}");
     }
 }
