@@ -71,13 +71,14 @@ fn main() -> ExitCode {
             Err(e) => return usage_error(&e),
         };
         let viewer = listeners.viewer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
         match listeners.admin_addr() {
             Some(admin) => tracing::info!(
-                "relaying {} — viewers: http://{viewer}/stream, admin: http://{admin}/readyz",
+                "relaying {} — viewers: {scheme}://{viewer}/stream, admin: http://{admin}/readyz",
                 config.source.display_name()
             ),
             None => tracing::info!(
-                "serving {} at http://{viewer}/stream",
+                "serving {} at {scheme}://{viewer}/stream",
                 config.source.display_name()
             ),
         }
