@@ -1,4 +1,4 @@
-//! Load generator and latency probe for the viewer side (BENCHMARKS-viewers.md).
+//! Load generator and latency probe for the viewer side (BENCHMARKS.md).
 //!
 //! `viewer-bench load`: the relay's viewer server and hub in this process,
 //! frames published at `--fps` with their publish time stamped in the JPEG

@@ -13,7 +13,7 @@
 //! boundary line right after it (Firefox shows the frame as soon as it sees
 //! that boundary). Chromium shows a part only once the *next* part's headers
 //! are parsed; those carry the next frame's `Content-Length`, so they can
-//! only leave with the next frame (see BENCHMARKS-viewers.md). A page that
+//! only leave with the next frame (see BENCHMARKS.md). A page that
 //! wants each frame at once in Chromium can ask for `?headers=early`: the
 //! next part's headers (`Content-Type` only, no `Content-Length`) follow the
 //! boundary at once. That trades the `Content-Length` guarantee for one
