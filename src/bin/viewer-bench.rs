@@ -51,6 +51,11 @@ enum Mode {
         /// Frame width (height is 3/4 of it).
         #[arg(long, default_value_t = 640)]
         width: u16,
+        /// Serve viewers with a minimal hand-written relay (no HTTP library,
+        /// one vectored write per frame) instead of the real one: the
+        /// comparison point for CPU per delivered frame.
+        #[arg(long)]
+        baseline: bool,
     },
     /// When headless Chromium shows each frame: <img src=/stream> and /ws.
     Chromium {
@@ -77,7 +82,8 @@ fn main() -> anyhow::Result<()> {
             fps,
             seconds,
             width,
-        } => load(viewers, fps, seconds, width),
+            baseline,
+        } => load(viewers, fps, seconds, width, baseline),
         Mode::Chromium {
             fps,
             seconds,
@@ -150,7 +156,7 @@ where
     Ok(addr)
 }
 
-fn load(viewers: usize, fps: u32, seconds: u64, width: u16) -> anyhow::Result<()> {
+fn load(viewers: usize, fps: u32, seconds: u64, width: u16, baseline: bool) -> anyhow::Result<()> {
     let threads = Arc::new(RelayThreads::default());
     let relay_rt = relay_runtime(&threads)?;
     let hub = Arc::new(Hub::new("default", "bench"));
@@ -160,10 +166,17 @@ fn load(viewers: usize, fps: u32, seconds: u64, width: u16) -> anyhow::Result<()
         ..Default::default()
     };
     let v = Viewers::new(hub.clone(), stop.clone(), options);
-    let addr = serve(&relay_rt, stop.clone(), move |req| {
-        let v = v.clone();
-        async move { v.handle(req).await }
-    })?;
+    let addr = if baseline {
+        let listener = relay_rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        relay_rt.spawn(baseline_relay(listener, hub.clone(), stop.clone()));
+        addr
+    } else {
+        serve(&relay_rt, stop.clone(), move |req| {
+            let v = v.clone();
+            async move { v.handle(req).await }
+        })?
+    };
 
     // Pre-rendered frames; the publisher only re-stamps them.
     let mut pattern = Pattern::new(DemoSettings {
@@ -242,6 +255,14 @@ fn load(viewers: usize, fps: u32, seconds: u64, width: u16) -> anyhow::Result<()
             .unwrap_or(0)
     };
     println!(
+        "server: {}",
+        if baseline {
+            "minimal hand-written relay (baseline)"
+        } else {
+            "mjpeg-relay (hyper)"
+        }
+    );
+    println!(
         "viewers={viewers} (connected {connected}) fps={fps} frame={size} B seconds={seconds} \
          delivered={delivered} ({:.0} frames/s) samples={}",
         delivered as f64 / elapsed,
@@ -261,6 +282,57 @@ fn load(viewers: usize, fps: u32, seconds: u64, width: u16) -> anyhow::Result<()
         cpu as f64 / elapsed
     );
     Ok(())
+}
+
+/// The comparison point for CPU per delivered frame: the least a relay can
+/// do over the same hub and framing. One task per viewer, no HTTP library,
+/// each frame written with one vectored write (headers, JPEG, boundary).
+async fn baseline_relay(listener: TcpListener, hub: Arc<Hub>, stop: CancellationToken) {
+    use bytes::Buf;
+    use mjpeg_relay::mjpeg::encode;
+    loop {
+        let mut sock = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _)) => sock,
+                Err(_) => continue,
+            },
+        };
+        let _ = sock.set_nodelay(true);
+        let (hub, stop) = (hub.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            if sock.read(&mut request).await.is_err() {
+                return;
+            }
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: {}\r\n\r\n",
+                encode::CONTENT_TYPE
+            );
+            if sock.write_all(head.as_bytes()).await.is_err()
+                || sock.write_all(&encode::OPENING).await.is_err()
+            {
+                return;
+            }
+            let mut rx = hub.subscribe();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    changed = rx.changed() => if changed.is_err() { return },
+                }
+                let Some(frame) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                hub.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+                let mut part = encode::part_headers(frame.jpeg.len())
+                    .chain(frame.jpeg)
+                    .chain(encode::AFTER_FRAME);
+                if sock.write_all_buf(&mut part).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// Overwrites the demo timestamp digits in place (same width).
