@@ -1,4 +1,4 @@
-//! The admin port: `/livez`, `/readyz` and (later) `/metrics`, apart from
+//! The admin port: `/livez`, `/readyz` and `/metrics`, apart from
 //! viewer traffic so probes answer even when viewers saturate the relay.
 //! Owns the readiness latch: ready while the viewer listener serves and
 //! shutdown has not begun.
@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::server::{Body, text};
+use bytes::Bytes;
+
+use crate::metrics::{self, Metrics};
+use crate::server::{Body, full, text};
 
 /// Readiness: every condition must hold for `/readyz` to answer 200.
 #[derive(Debug, Default)]
@@ -51,6 +54,8 @@ impl Readiness {
 pub struct Admin {
     /// The readiness latch.
     pub readiness: Arc<Readiness>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Admin {
@@ -74,7 +79,17 @@ impl Admin {
                     head,
                 ),
             },
-            _ => text(StatusCode::NOT_FOUND, "not found: try /livez or /readyz\n", head),
+            "/metrics" => full(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                Bytes::from(self.metrics.render()),
+                head,
+            ),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /livez, /readyz or /metrics\n",
+                head,
+            ),
         }
     }
 }

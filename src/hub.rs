@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -53,8 +54,8 @@ impl SourceState {
     }
 }
 
-/// Counters, all monotonic except `viewers`.
-#[derive(Debug, Default)]
+/// Counters, all monotonic except the viewer gauges.
+#[derive(Debug)]
 pub struct Counters {
     /// Frames received from the source.
     pub frames_in: AtomicU64,
@@ -74,6 +75,39 @@ pub struct Counters {
     pub parts_dropped: AtomicU64,
     /// Upstream connection attempts after the first.
     pub reconnects: AtomicU64,
+    /// Viewers connected now, per [`Endpoint`].
+    pub by_endpoint: [AtomicU64; 2],
+    /// Viewer sessions ever started, per [`Endpoint`].
+    pub sessions_by_endpoint: [AtomicU64; 2],
+    /// Upstream failures by kind (`unreachable`, `stalled`, …).
+    pub upstream_errors: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Sizes of received frames.
+    pub frame_sizes: Histogram,
+    /// Seconds from a viewer's request to its first frame.
+    pub time_to_first_frame: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            viewers: AtomicU64::new(0),
+            viewer_sessions: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            parts_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            by_endpoint: Default::default(),
+            sessions_by_endpoint: Default::default(),
+            upstream_errors: Mutex::default(),
+            // 4 KiB … 8 MiB.
+            frame_sizes: Histogram::new(exponential_buckets(4096.0, 2.0, 12)),
+            // 1 ms … 16 s.
+            time_to_first_frame: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -134,6 +168,7 @@ impl Hub {
         let len = jpeg.len() as u64;
         let seq = self.counters.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
         self.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
+        self.counters.frame_sizes.observe(len as f64);
         {
             let mut health = self.lock();
             health.recent.push_back(now);
@@ -184,10 +219,27 @@ impl Hub {
     }
 
     /// Counts one more viewer until the guard is dropped.
-    pub fn viewer(self: &Arc<Self>) -> ViewerGuard {
+    pub fn viewer(self: &Arc<Self>, endpoint: Endpoint) -> ViewerGuard {
         self.counters.viewers.fetch_add(1, Ordering::Relaxed);
         self.counters.viewer_sessions.fetch_add(1, Ordering::Relaxed);
-        ViewerGuard { hub: self.clone() }
+        self.counters.by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+        self.counters.sessions_by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+        ViewerGuard {
+            hub: self.clone(),
+            endpoint,
+            started: Instant::now(),
+            first_frame: false,
+        }
+    }
+
+    /// Counts an upstream failure of `kind` (a short snake_case word).
+    pub fn count_error(&self, kind: &'static str) {
+        let mut errors = self
+            .counters
+            .upstream_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *errors.entry(kind).or_insert(0) += 1;
     }
 
     /// A consistent-enough picture of the source for status pages.
@@ -246,11 +298,48 @@ impl Hub {
 #[derive(Debug)]
 pub struct ViewerGuard {
     hub: Arc<Hub>,
+    endpoint: Endpoint,
+    started: Instant,
+    first_frame: bool,
+}
+
+impl ViewerGuard {
+    /// Records the time to this viewer's first frame (once).
+    pub fn frame_sent(&mut self) {
+        if !self.first_frame {
+            self.first_frame = true;
+            let waited = self.started.elapsed().as_secs_f64();
+            self.hub.counters.time_to_first_frame.observe(waited);
+        }
+    }
 }
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
         self.hub.counters.viewers.fetch_sub(1, Ordering::Relaxed);
+        self.hub.counters.by_endpoint[self.endpoint as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a viewer is connected, for per-endpoint counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/stream` (multipart).
+    Stream = 0,
+    /// `/ws` (WebSocket).
+    Ws = 1,
+}
+
+impl Endpoint {
+    /// Every endpoint, in index order.
+    pub const ALL: [Endpoint; 2] = [Endpoint::Stream, Endpoint::Ws];
+
+    /// The label value used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Stream => "stream",
+            Endpoint::Ws => "ws",
+        }
     }
 }
 
@@ -308,8 +397,8 @@ mod tests {
     #[test]
     fn viewer_guard_counts() {
         let hub = Arc::new(Hub::new("default", "test"));
-        let a = hub.viewer();
-        let b = hub.viewer();
+        let a = hub.viewer(Endpoint::Stream);
+        let b = hub.viewer(Endpoint::Ws);
         assert_eq!(hub.counters.viewers.load(Ordering::Relaxed), 2);
         drop(a);
         drop(b);

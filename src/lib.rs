@@ -13,7 +13,8 @@
 //!   `server/ws.rs` (`/ws`), `server/cors.rs`, `server/options.rs` (rate caps,
 //!   idle repeat), `server/view.html` (the `/view` page).
 //! - [`tls`]: HTTPS/HTTP/2 for viewers, certificate reload.
-//! - [`admin`]: `/livez`, `/readyz`, readiness latch.
+//! - [`admin`]: `/livez`, `/readyz`, `/metrics`, readiness latch.
+//! - [`metrics`]: the Prometheus/OpenMetrics exposition of the hub's counters.
 //! - [`demo`]: the built-in test-pattern camera.
 //! - [`relay`]: the tokio-graceful-shutdown subsystem tree.
 //! - [`healthcheck`]: the `healthcheck` subcommand's probe.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod healthcheck;
 pub mod hub;
+pub mod metrics;
 pub mod mjpeg;
 pub mod relay;
 pub mod server;

@@ -21,6 +21,7 @@ use crate::admin::{Admin, Readiness};
 use crate::config::{Config, ConfigError, DemoSettings, Source, TlsFiles};
 use crate::demo::Pattern;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::server::{self, ViewerOptions, Viewers};
 use crate::upstream::{self, Upstream};
 
@@ -140,6 +141,7 @@ pub async fn run(
                 }
             }
 
+            let metrics = Arc::new(Metrics::new(hub.clone()));
             let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config));
             let (viewer_listener, drain_delay) = (listeners.viewer, config.drain_delay);
             let (ready, done) = (readiness.clone(), viewers_done.clone());
@@ -151,7 +153,7 @@ pub async fn run(
                 },
             ));
             if let Some(admin_listener) = listeners.admin {
-                let admin = Admin { readiness };
+                let admin = Admin { readiness, metrics };
                 s.start(SubsystemBuilder::new(
                     "admin",
                     async move |s: &mut SubsystemHandle| {

@@ -87,6 +87,20 @@ pub enum UpstreamError {
     },
 }
 
+impl UpstreamError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Unreachable { .. } => "unreachable",
+            UpstreamError::Unauthorized { .. } => "unauthorized",
+            UpstreamError::Status { .. } => "http_status",
+            UpstreamError::NotMjpeg { .. } => "not_mjpeg",
+            UpstreamError::Stalled { .. } => "stalled",
+            UpstreamError::Ended { .. } => "ended",
+        }
+    }
+}
+
 /// The HTTP client used for cameras.
 pub fn client() -> reqwest::Result<reqwest::Client> {
     crate::install_crypto_provider();
@@ -119,6 +133,7 @@ impl Upstream {
             if got_frames && started.elapsed() >= HEALTHY_AFTER {
                 backoff.reset();
             }
+            self.hub.count_error(error.kind());
             let (state, delay) = match error {
                 UpstreamError::Unauthorized { .. } => (SourceState::Unauthorized, self.reconnect_max),
                 _ => (SourceState::Reconnecting, backoff.next()),

@@ -54,7 +54,7 @@ struct Viewer {
     /// Chunks of the current part not yet handed to hyper.
     pending: VecDeque<Bytes>,
     done: bool,
-    _guard: ViewerGuard,
+    guard: ViewerGuard,
 }
 
 impl Viewer {
@@ -108,6 +108,7 @@ impl Viewer {
         self.last_seq = frame.seq;
         self.last_sent = Some(Instant::now());
         counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.guard.frame_sent();
         if self.early {
             self.pending.push_back(EARLY_AFTER_FRAME);
             return Some(self.count(frame.jpeg));
@@ -168,7 +169,7 @@ pub fn body(
 ) -> Body {
     let viewer = Viewer {
         rx: hub.subscribe(),
-        _guard: hub.viewer(),
+        guard: hub.viewer(crate::hub::Endpoint::Stream),
         hub,
         shutdown,
         min_interval,

@@ -132,7 +132,7 @@ async fn session<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let _guard = hub.viewer();
+    let mut guard = hub.viewer(crate::hub::Endpoint::Ws);
     let (mut tx, mut rx) = ws.split();
     let mut frames = hub.subscribe();
     let mut last_sent: Option<Instant> = None;
@@ -170,6 +170,7 @@ async fn session<S>(
                 last_seq = frame.seq;
                 last_sent = Some(Instant::now());
                 c.frames_out.fetch_add(1, Ordering::Relaxed);
+                guard.frame_sent();
                 let message = match format {
                     Format::Binary => Message::Binary(frame.jpeg),
                     Format::Base64 => Message::text(

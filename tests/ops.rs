@@ -1,0 +1,132 @@
+//! Operations: `/metrics` parsed by a real OpenMetrics parser (Python's
+//! prometheus_client), with counters that move with traffic.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use mjpeg_relay::config::{DemoSettings, Source};
+
+fn python_parser_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("python3 with prometheus_client is required under CI=true (scripts/ci-deps-ops.sh)");
+    }
+    ok
+}
+
+/// Scrapes `/metrics` and parses it strictly.
+async fn scrape(relay: &TestRelay) -> HashMap<String, f64> {
+    let resp = reqwest::get(relay.admin_url("/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        resp.headers()
+    );
+    let text = resp.text().await.unwrap();
+    let mut child = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ops/parse_metrics.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "OpenMetrics parser rejected /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_openmetrics_and_move_with_traffic() {
+    if !python_parser_available() {
+        eprintln!("skipped: python3 prometheus_client missing");
+        return;
+    }
+    let relay = TestRelay::start(Source::Demo(DemoSettings {
+        fps: 20,
+        width: 64,
+        height: 48,
+    }))
+    .await;
+    relay
+        .wait_status("a frame", |s| s["source"]["frames"].as_u64() > Some(0))
+        .await;
+    let before = scrape(&relay).await;
+    for name in [
+        "mjpeg_relay_frames_received_total",
+        "mjpeg_relay_received_bytes_total",
+        "mjpeg_relay_frames_sent_total",
+        "mjpeg_relay_sent_bytes_total",
+        "mjpeg_relay_frames_skipped_total",
+        "mjpeg_relay_upstream_reconnects_total",
+        "mjpeg_relay_source_fps",
+        "mjpeg_relay_uptime_seconds",
+        "mjpeg_relay_frame_size_bytes_count",
+        "mjpeg_relay_time_to_first_frame_seconds_count",
+        "mjpeg_relay_viewers{endpoint=\"stream\"}",
+        "mjpeg_relay_viewer_sessions_total{endpoint=\"ws\"}",
+        "mjpeg_relay_upstream_state{state=\"streaming\"}",
+        "mjpeg_relay_upstream_errors_total{kind=\"stalled\"}",
+        "mjpeg_relay_build_info{version=\"0.2.0\"}",
+    ] {
+        assert!(before.contains_key(name), "missing {name}: {before:?}");
+    }
+    assert_eq!(before["mjpeg_relay_upstream_state{state=\"streaming\"}"], 1.0);
+    assert_eq!(before["mjpeg_relay_viewers{endpoint=\"stream\"}"], 0.0);
+
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    for _ in 0..5 {
+        viewer.next_frame().await.unwrap();
+    }
+    let during = scrape(&relay).await;
+    assert_eq!(during["mjpeg_relay_viewers{endpoint=\"stream\"}"], 1.0);
+    assert!(during["mjpeg_relay_frames_received_total"] > before["mjpeg_relay_frames_received_total"]);
+    assert!(during["mjpeg_relay_frames_sent_total"] >= before["mjpeg_relay_frames_sent_total"] + 5.0);
+    assert!(during["mjpeg_relay_sent_bytes_total"] > before["mjpeg_relay_sent_bytes_total"]);
+    assert_eq!(during["mjpeg_relay_time_to_first_frame_seconds_count"], 1.0);
+    assert_eq!(
+        during["mjpeg_relay_viewer_sessions_total{endpoint=\"stream\"}"],
+        1.0
+    );
+    drop(viewer);
+    relay.wait_status("viewer gone", |s| s["clients"] == 0).await;
+    let after = scrape(&relay).await;
+    assert_eq!(after["mjpeg_relay_viewers{endpoint=\"stream\"}"], 0.0);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_are_counted_by_kind() {
+    if !python_parser_available() {
+        return;
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let relay = TestRelay::camera(&format!("http://{addr}/video")).await;
+    relay
+        .wait_status("a failure", |s| s["source"]["last_error"].is_string())
+        .await;
+    let metrics = scrape(&relay).await;
+    assert!(
+        metrics["mjpeg_relay_upstream_errors_total{kind=\"unreachable\"}"] >= 1.0,
+        "{metrics:?}"
+    );
+    assert_eq!(metrics["mjpeg_relay_upstream_state{state=\"streaming\"}"], 0.0);
+    relay.stop().await;
+}
