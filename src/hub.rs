@@ -224,11 +224,25 @@ impl Hub {
         self.counters.viewer_sessions.fetch_add(1, Ordering::Relaxed);
         self.counters.by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
         self.counters.sessions_by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+        // One span per viewer session (never per frame), closed on drop.
+        let span = tracing::info_span!(
+            parent: None,
+            "viewer.session",
+            endpoint = endpoint.as_str(),
+            frames = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            duration_s = tracing::field::Empty,
+            close_reason = tracing::field::Empty,
+        );
         ViewerGuard {
             hub: self.clone(),
             endpoint,
             started: Instant::now(),
             first_frame: false,
+            frames: 0,
+            bytes: 0,
+            close_reason: "viewer disconnected",
+            span,
         }
     }
 
@@ -301,11 +315,26 @@ pub struct ViewerGuard {
     endpoint: Endpoint,
     started: Instant,
     first_frame: bool,
+    frames: u64,
+    bytes: u64,
+    close_reason: &'static str,
+    span: tracing::Span,
 }
 
 impl ViewerGuard {
-    /// Records the time to this viewer's first frame (once).
+    /// Counts bytes written to this viewer (for its session span).
+    pub fn bytes_sent(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// Why the session ends, when the relay ends it.
+    pub fn closing(&mut self, reason: &'static str) {
+        self.close_reason = reason;
+    }
+
+    /// Counts a frame sent; records the time to the first one.
     pub fn frame_sent(&mut self) {
+        self.frames += 1;
         if !self.first_frame {
             self.first_frame = true;
             let waited = self.started.elapsed().as_secs_f64();
@@ -316,6 +345,11 @@ impl ViewerGuard {
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
+        self.span.record("frames", self.frames);
+        self.span.record("bytes", self.bytes);
+        self.span
+            .record("duration_s", self.started.elapsed().as_secs_f64());
+        self.span.record("close_reason", self.close_reason);
         self.hub.counters.viewers.fetch_sub(1, Ordering::Relaxed);
         self.hub.counters.by_endpoint[self.endpoint as usize].fetch_sub(1, Ordering::Relaxed);
     }

@@ -56,8 +56,6 @@ fn main() -> ExitCode {
             "a duration shorter than --shutdown-timeout",
         ));
     }
-    telemetry::init_logging(config.log_format, config.quiet);
-
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -65,11 +63,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    // The gRPC exporter needs the runtime; the HTTP one runs on SDK threads.
+    let telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(config.log_format, config.quiet)
+    };
+    // Flushing telemetry is part of the shutdown budget.
+    let flush_within = (config.shutdown_timeout / 2).min(Duration::from_secs(5));
+    let code = runtime.block_on(async move {
         let listeners = match Listeners::bind(&config) {
             Ok(listeners) => listeners,
             Err(e) => return usage_error(&e),
         };
+        // Handlers are in place before the "listening" line, so a SIGTERM
+        // that follows it is always a graceful shutdown.
+        let shutdown = CancellationToken::new();
+        if let Err(e) = watch_signals(shutdown.clone()) {
+            eprintln!("mjpeg-relay: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
         let viewer = listeners.viewer_addr().map(|a| a.to_string()).unwrap_or_default();
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         match listeners.admin_addr() {
@@ -82,7 +94,7 @@ fn main() -> ExitCode {
                 config.source.display_name()
             ),
         }
-        match relay::run(config, listeners, CancellationToken::new(), true).await {
+        match relay::run(config, listeners, shutdown, false).await {
             Ok(()) => {
                 tracing::info!("shut down cleanly");
                 ExitCode::SUCCESS
@@ -93,7 +105,35 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    telemetry.shutdown(flush_within);
+    code
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once
+/// (status 130), for an operator who does not want to wait.
+fn watch_signals(shutdown: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        let mut received = 0;
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            received += 1;
+            if received == 1 {
+                tracing::info!("{name}: shutting down gracefully (send it again to exit at once)");
+                shutdown.cancel();
+            } else {
+                eprintln!("mjpeg-relay: second {name}: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
 }
 
 fn usage_error(e: &ConfigError) -> ExitCode {

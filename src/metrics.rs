@@ -208,3 +208,86 @@ impl Collector for HubCollector {
         Ok(())
     }
 }
+
+/// The same counters as OpenTelemetry instruments on the global meter (a
+/// no-op meter when OTLP export is off), read from the hub at collection
+/// time, so `/metrics` and OTLP always agree.
+pub fn register_otel(hub: &Arc<Hub>) {
+    let meter = opentelemetry::global::meter("mjpeg-relay");
+    type Read = fn(&Hub) -> u64;
+    let counters: [(&'static str, &'static str, Read); 7] = [
+        (
+            "mjpeg_relay_frames_received",
+            "Frames received from the source",
+            |h| h.counters.frames_in.load(Ordering::Relaxed),
+        ),
+        (
+            "mjpeg_relay_received_bytes",
+            "JPEG bytes received from the source",
+            |h| h.counters.bytes_in.load(Ordering::Relaxed),
+        ),
+        ("mjpeg_relay_frames_sent", "Frames written to viewers", |h| {
+            h.counters.frames_out.load(Ordering::Relaxed)
+        }),
+        ("mjpeg_relay_sent_bytes", "Bytes written to viewers", |h| {
+            h.counters.bytes_out.load(Ordering::Relaxed)
+        }),
+        ("mjpeg_relay_frames_skipped", "Frames slow viewers skipped", |h| {
+            h.counters.frames_skipped.load(Ordering::Relaxed)
+        }),
+        ("mjpeg_relay_upstream_reconnects", "Source reconnections", |h| {
+            h.counters.reconnects.load(Ordering::Relaxed)
+        }),
+        ("mjpeg_relay_viewer_sessions", "Viewer sessions started", |h| {
+            h.counters.viewer_sessions.load(Ordering::Relaxed)
+        }),
+    ];
+    for (name, help, read) in counters {
+        let hub = hub.clone();
+        meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |observer| observer.observe(read(&hub), &[]))
+            .build();
+    }
+    let viewers = hub.clone();
+    meter
+        .u64_observable_gauge("mjpeg_relay_viewers")
+        .with_description("Viewers connected now")
+        .with_callback(move |observer| {
+            for endpoint in Endpoint::ALL {
+                let value = viewers.counters.by_endpoint[endpoint as usize].load(Ordering::Relaxed);
+                observer.observe(
+                    value,
+                    &[opentelemetry::KeyValue::new("endpoint", endpoint.as_str())],
+                );
+            }
+        })
+        .build();
+    let source = hub.clone();
+    meter
+        .f64_observable_gauge("mjpeg_relay_source_fps")
+        .with_description("Frames per second from the source")
+        .with_callback(move |observer| observer.observe(source.snapshot().fps, &[]))
+        .build();
+    let state = hub.clone();
+    meter
+        .u64_observable_gauge("mjpeg_relay_upstream_state")
+        .with_description("1 for the source connection's current state")
+        .with_callback(move |observer| {
+            let now = state.snapshot().state;
+            for s in [
+                SourceState::Connecting,
+                SourceState::Streaming,
+                SourceState::Reconnecting,
+                SourceState::Unauthorized,
+                SourceState::Idle,
+            ] {
+                observer.observe(
+                    u64::from(now == s),
+                    &[opentelemetry::KeyValue::new("state", s.as_str())],
+                );
+            }
+        })
+        .build();
+}

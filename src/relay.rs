@@ -142,6 +142,7 @@ pub async fn run(
             }
 
             let metrics = Arc::new(Metrics::new(hub.clone()));
+            crate::metrics::register_otel(&hub);
             let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config));
             let (viewer_listener, drain_delay) = (listeners.viewer, config.drain_delay);
             let (ready, done) = (readiness.clone(), viewers_done.clone());

@@ -126,10 +126,25 @@ impl Upstream {
             self.hub.set_state(SourceState::Connecting, None);
             let started = tokio::time::Instant::now();
             let mut got_frames = false;
+            // One span per connection attempt, with its outcome.
+            let span = tracing::info_span!(
+                "upstream.connect",
+                url = %self.url.redacted(),
+                outcome = tracing::field::Empty,
+                error = tracing::field::Empty,
+            );
+            let session =
+                tracing::Instrument::instrument(self.session(&client, &mut got_frames), span.clone());
             let error = tokio::select! {
-                () = shutdown.cancelled() => break,
-                error = self.session(&client, &mut got_frames) => error,
+                () = shutdown.cancelled() => {
+                    span.record("outcome", "shutdown");
+                    break;
+                }
+                error = session => error,
             };
+            span.record("outcome", error.kind());
+            span.record("error", error.to_string());
+            drop(span);
             if got_frames && started.elapsed() >= HEALTHY_AFTER {
                 backoff.reset();
             }

@@ -241,3 +241,16 @@ async fn password_never_appears_in_logs() {
     assert!(!log.contains("hunter2"), "{log}");
     assert!(log.contains("cannot reach camera"), "{log}");
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    // A viewer that never reads keeps the graceful shutdown waiting for the
+    // whole (long) timeout; the second signal cuts it short.
+    let mut relay = RelayProcess::spawn(&["--demo", "--shutdown-timeout", "60s", "--drain-delay", "30s"]);
+    relay.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    relay.terminate();
+    let code = relay.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 130, "{}", relay.log());
+    assert!(relay.log().contains("second SIGTERM"), "{}", relay.log());
+}

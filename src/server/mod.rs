@@ -112,6 +112,10 @@ impl Viewers {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
+        // Request spans for the short answers; streams get a session span.
+        let span = matches!(path, "/snapshot" | "/status" | "/status.json")
+            .then(|| tracing::info_span!("http.request", http.route = path, http.method = %req.method()));
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut resp = match path {
             "/stream" => match (
                 query_fps(req.uri().query()),

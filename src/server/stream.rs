@@ -121,6 +121,7 @@ impl Viewer {
 
     fn close(&mut self) -> Bytes {
         self.done = true;
+        self.guard.closing("relay shutting down");
         self.count(if self.early {
             EARLY_CLOSING
         } else {
@@ -128,7 +129,8 @@ impl Viewer {
         })
     }
 
-    fn count(&self, chunk: Bytes) -> Bytes {
+    fn count(&mut self, chunk: Bytes) -> Bytes {
+        self.guard.bytes_sent(chunk.len());
         self.hub
             .counters
             .bytes_out

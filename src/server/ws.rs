@@ -178,6 +178,7 @@ async fn session<S>(
                     ),
                 };
                 c.bytes_out.fetch_add(message.len() as u64, Ordering::Relaxed);
+                guard.bytes_sent(message.len());
                 message
             },
             () = tokio::time::sleep_until(ping_at) => Message::Ping(bytes::Bytes::new()),
@@ -188,6 +189,7 @@ async fn session<S>(
             return;
         }
     }
+    guard.closing("relay shutting down");
     // Shutdown (or the source went away): close cleanly, wait briefly for the
     // peer's close frame, then let go.
     let close = Message::Close(Some(CloseFrame {

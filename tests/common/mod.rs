@@ -444,9 +444,15 @@ impl RelayProcess {
     /// Starts the binary with `args` plus `-p 0 --admin-port 0`, waits for
     /// its "viewers: http://…" line.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Like [`RelayProcess::spawn`], with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         mjpeg_relay::install_crypto_provider();
         let mut child = relay_bin()
             .args(args)
+            .envs(env.iter().copied())
             .args(["-p", "0", "--admin-port", "0", "--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
