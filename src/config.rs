@@ -134,6 +134,24 @@ pub struct RelayArgs {
     /// [default: off]
     #[arg(long, value_name = "ORIGINS")]
     pub cors_origin: Option<String>,
+
+    // --- ingest (issue 5) ---
+    /// First delay before reconnecting to the camera; doubles (with jitter)
+    /// up to --reconnect-max [env: MJPEG_RELAY_RECONNECT_MIN] [default: 500ms]
+    #[arg(long, value_name = "DURATION")]
+    pub reconnect_min: Option<String>,
+    /// Longest delay between reconnection attempts
+    /// [env: MJPEG_RELAY_RECONNECT_MAX] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub reconnect_max: Option<String>,
+    /// PEM file of a CA to trust for an https:// camera (private CA)
+    /// [env: MJPEG_RELAY_SOURCE_CA_CERT]
+    #[arg(long, value_name = "PATH")]
+    pub source_ca_cert: Option<String>,
+    /// Accept any certificate from an https:// camera (self-signed); warns at
+    /// start [env: MJPEG_RELAY_SOURCE_INSECURE=true]
+    #[arg(long)]
+    pub source_insecure: bool,
 }
 
 /// Flags of `mock-camera`.
@@ -193,6 +211,11 @@ pub struct Env {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub cors_origin: Option<String>,
+    // ingest (issue 5)
+    pub reconnect_min: Option<String>,
+    pub reconnect_max: Option<String>,
+    pub source_ca_cert: Option<String>,
+    pub source_insecure: Option<String>,
 }
 
 impl Env {
@@ -407,6 +430,16 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Origins allowed to make cross-origin requests.
     pub cors_origin: Option<CorsOrigins>,
+
+    // --- ingest (issue 5) ---
+    /// First reconnection delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnection delay.
+    pub reconnect_max: Duration,
+    /// Extra CA (PEM) trusted for https cameras.
+    pub source_ca_cert: Option<PathBuf>,
+    /// Accept any camera certificate.
+    pub source_insecure: bool,
 }
 
 /// The certificate chain and private key of the viewer port (PEM files).
@@ -493,6 +526,10 @@ impl Config {
             max_fps: None,
             tls: None,
             cors_origin: None,
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            source_ca_cert: None,
+            source_insecure: false,
         }
     }
 
@@ -595,6 +632,60 @@ impl Config {
         if let Some(v) = pick(args.cors_origin, env.cors_origin, "--cors-origin", "CORS_ORIGIN") {
             config.cors_origin = Some(v.parse_with(CorsOrigins::parse)?);
         }
+        if let Some(v) = pick(
+            args.reconnect_min,
+            env.reconnect_min,
+            "--reconnect-min",
+            "RECONNECT_MIN",
+        ) {
+            config.reconnect_min = v.parse_with(parse_duration)?;
+            if config.reconnect_min.is_zero() {
+                return Err(ConfigError::new(
+                    v.origin,
+                    v.value,
+                    "a duration above zero such as 500ms",
+                ));
+            }
+        }
+        if let Some(v) = pick(
+            args.reconnect_max,
+            env.reconnect_max,
+            "--reconnect-max",
+            "RECONNECT_MAX",
+        ) {
+            config.reconnect_max = v.parse_with(parse_duration)?;
+            if config.reconnect_max < config.reconnect_min {
+                return Err(ConfigError::new(
+                    v.origin,
+                    v.value,
+                    "a duration no shorter than --reconnect-min",
+                ));
+            }
+        }
+        if let Some(v) = pick(
+            args.source_ca_cert,
+            env.source_ca_cert,
+            "--source-ca-cert",
+            "SOURCE_CA_CERT",
+        ) {
+            let path = PathBuf::from(&v.value);
+            let pem = std::fs::read(&path).map_err(|e| {
+                ConfigError::new(
+                    v.origin.clone(),
+                    v.value.clone(),
+                    format!("a readable PEM file ({e})"),
+                )
+            })?;
+            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certs| certs.is_empty()) {
+                return Err(ConfigError::new(
+                    v.origin,
+                    v.value,
+                    "a PEM file with at least one CA certificate",
+                ));
+            }
+            config.source_ca_cert = Some(path);
+        }
+        config.source_insecure = args.source_insecure || flag_env(env.source_insecure, "SOURCE_INSECURE")?;
 
         let demo = args.demo || flag_env(env.demo, "DEMO")?;
         let source = pick(args.source, env.source, "SOURCE_URL", "SOURCE");

@@ -103,7 +103,8 @@ pub async fn run(
     let timeout = config.shutdown_timeout;
     let client = match &config.source {
         Source::Camera(_) => Some(
-            upstream::client().map_err(|e| RunError::Failed(format!("cannot build the HTTP client: {e}")))?,
+            upstream::client(config.source_ca_cert.as_deref(), config.source_insecure)
+                .map_err(|e| RunError::Failed(format!("cannot build the HTTP client: {e}")))?,
         ),
         Source::Demo(_) => None,
     };
@@ -120,8 +121,8 @@ pub async fn run(
                         url,
                         max_frame_size: config.max_frame_size,
                         stall_timeout: config.stall_timeout,
-                        reconnect_min: Duration::from_millis(500),
-                        reconnect_max: Duration::from_secs(30),
+                        reconnect_min: config.reconnect_min,
+                        reconnect_max: config.reconnect_max,
                     };
                     let client = client.unwrap_or_default();
                     s.start(SubsystemBuilder::new(

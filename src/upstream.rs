@@ -101,16 +101,29 @@ impl UpstreamError {
     }
 }
 
-/// The HTTP client used for cameras.
-pub fn client() -> reqwest::Result<reqwest::Client> {
+/// The HTTP client used for cameras: rustls with the system roots, plus
+/// `ca_cert` (PEM) when given; `insecure` accepts any certificate.
+pub fn client(ca_cert: Option<&std::path::Path>, insecure: bool) -> Result<reqwest::Client, String> {
     crate::install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("mjpeg-relay/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Duration::from_secs(15))
         .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
+        .redirect(reqwest::redirect::Policy::limited(5));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for cert in
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if insecure {
+        tracing::warn!("--source-insecure: the camera's TLS certificate is not checked");
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 impl Upstream {

@@ -127,8 +127,9 @@ impl TestCamera {
     }
 }
 
-async fn serve_camera(
-    mut tcp: TcpStream,
+/// Serves one camera connection on any byte stream (TCP or TLS).
+pub async fn serve_camera<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut tcp: S,
     frames: Arc<Vec<Bytes>>,
     fps: u32,
     behaviour: Behaviour,
