@@ -131,6 +131,8 @@ impl Upstream {
     pub async fn run(self, client: reqwest::Client, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(self.reconnect_min, self.reconnect_max);
         let mut first = true;
+        // Whether the camera asked for Digest (then Basic is never sent).
+        let mut digest = false;
         loop {
             if !first {
                 self.hub.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -146,8 +148,10 @@ impl Upstream {
                 outcome = tracing::field::Empty,
                 error = tracing::field::Empty,
             );
-            let session =
-                tracing::Instrument::instrument(self.session(&client, &mut got_frames), span.clone());
+            let session = tracing::Instrument::instrument(
+                self.session(&client, &mut got_frames, &mut digest),
+                span.clone(),
+            );
             let error = tokio::select! {
                 () = shutdown.cancelled() => {
                     span.record("outcome", "shutdown");
@@ -176,27 +180,80 @@ impl Upstream {
         self.hub.set_state(SourceState::Idle, None);
     }
 
-    /// One connection: returns why it ended.
-    async fn session(&self, client: &reqwest::Client, got_frames: &mut bool) -> UpstreamError {
-        let url = self.url.redacted();
+    /// Sends the GET with an optional `Authorization` header.
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        authorization: Option<String>,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut request = client.get(self.url.url.clone());
-        if let Some(user) = &self.url.user {
-            request = request.basic_auth(user, self.url.password.as_ref());
+        if let Some(value) = authorization {
+            request = request.header(http::header::AUTHORIZATION, value);
         }
-        let unreachable = |e: &dyn std::error::Error| UpstreamError::Unreachable {
-            url: url.clone(),
-            cause: root_cause(e),
+        match tokio::time::timeout(RESPONSE_TIMEOUT, request.send()).await {
+            Err(_) => Err(UpstreamError::Unreachable {
+                url: self.url.redacted(),
+                cause: format!("no answer within {} s", RESPONSE_TIMEOUT.as_secs()),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable {
+                url: self.url.redacted(),
+                cause: root_cause(&e),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// One connection: returns why it ended.
+    async fn session(
+        &self,
+        client: &reqwest::Client,
+        got_frames: &mut bool,
+        digest: &mut bool,
+    ) -> UpstreamError {
+        let url = self.url.redacted();
+        // Basic credentials go with the first request (as cameras expect),
+        // unless this camera has asked for Digest before: then the password
+        // only ever travels hashed.
+        let basic = match (&self.url.user, *digest) {
+            (Some(user), false) => Some(basic_header(user, self.url.password.as_deref())),
+            _ => None,
         };
-        let mut response = match tokio::time::timeout(RESPONSE_TIMEOUT, request.send()).await {
-            Err(_) => {
-                return UpstreamError::Unreachable {
-                    url,
-                    cause: format!("no answer within {} s", RESPONSE_TIMEOUT.as_secs()),
-                };
+        let mut response = match self.send(client, basic).await {
+            Ok(response) => response,
+            Err(e) => return e,
+        };
+        // A Digest challenge (RFC 7616): answer it; a stale nonce is
+        // re-challenged once more with the fresh nonce.
+        for _ in 0..2 {
+            let Some(user) = &self.url.user else { break };
+            let Some(mut prompt) = digest_challenge(&response) else {
+                break;
+            };
+            *digest = true;
+            let uri = match self.url.url.query() {
+                Some(q) => format!("{}?{q}", self.url.url.path()),
+                None => self.url.url.path().to_string(),
+            };
+            let context =
+                digest_auth::AuthContext::new(user.as_str(), self.url.password.as_deref().unwrap_or(""), uri);
+            let answer = match prompt.respond(&context) {
+                Ok(answer) => answer.to_header_string(),
+                Err(e) => {
+                    return UpstreamError::Unreachable {
+                        url,
+                        cause: format!("cannot answer the camera's Digest challenge ({e})"),
+                    };
+                }
+            };
+            response = match self.send(client, Some(answer)).await {
+                Ok(response) => response,
+                Err(e) => return e,
+            };
+            let stale = digest_challenge(&response).is_some_and(|p| p.stale);
+            if !stale {
+                break;
             }
-            Ok(Err(e)) => return unreachable(&e),
-            Ok(Ok(response)) => response,
-        };
+        }
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return UpstreamError::Unauthorized { url, status };
@@ -227,7 +284,12 @@ impl Upstream {
                         secs: self.stall_timeout.as_secs_f64(),
                     };
                 }
-                Ok(Err(e)) => return unreachable(&e),
+                Ok(Err(e)) => {
+                    return UpstreamError::Unreachable {
+                        url,
+                        cause: root_cause(&e),
+                    };
+                }
                 Ok(Ok(None)) => return UpstreamError::Ended { url },
                 Ok(Ok(Some(chunk))) => chunk,
             };
@@ -257,6 +319,30 @@ impl Upstream {
             }
         }
     }
+}
+
+/// `Basic base64(user:password)`.
+fn basic_header(user: &str, password: Option<&str>) -> String {
+    use base64::Engine;
+    let credentials = format!("{user}:{}", password.unwrap_or(""));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// The Digest challenge of a 401 answer, if it has one.
+fn digest_challenge(response: &reqwest::Response) -> Option<digest_auth::WwwAuthenticateHeader> {
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    response
+        .headers()
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.trim_start().len() > 6 && v.trim_start()[..6].eq_ignore_ascii_case("digest"))
+        .and_then(|v| digest_auth::parse(v).ok())
 }
 
 /// Exponential backoff with ±20 % jitter.

@@ -173,3 +173,210 @@ async fn a_real_ffmpeg_camera_is_relayed() {
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
 }
+
+/// A camera that demands HTTP Digest (RFC 7616, qop=auth) and checks every
+/// answer by computing the expected hash itself. Records what it saw.
+mod digest_camera {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use md5::Digest as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    pub const USER: &str = "viewer";
+    pub const PASSWORD: &str = "s3cret";
+    const REALM: &str = "IP Camera";
+
+    #[derive(Debug, Default)]
+    pub struct Seen {
+        /// "ok nc=00000001", "bad response", "stale", "challenge"
+        pub events: Vec<String>,
+        /// Nonce generation: the nonce currently valid is `nonce-{n}`.
+        nonce: u32,
+    }
+
+    fn hash(algorithm: &str, data: &str) -> String {
+        match algorithm {
+            "SHA-256" => format!("{:x}", sha2::Sha256::digest(data.as_bytes())),
+            _ => format!("{:x}", md5::Md5::digest(data.as_bytes())),
+        }
+    }
+
+    fn params(header: &str) -> HashMap<String, String> {
+        header
+            .trim_start()
+            .strip_prefix("Digest")
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect()
+    }
+
+    /// `algorithm`: "MD5" or "SHA-256". `stale_once`: the first answer's
+    /// nonce is declared stale and a new one issued.
+    pub async fn start(
+        algorithm: &'static str,
+        stale_once: bool,
+        frames: Vec<bytes::Bytes>,
+    ) -> (SocketAddr, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let shared = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (seen, frames) = (shared.clone(), frames.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let auth = head
+                        .lines()
+                        .find_map(|l| {
+                            l.split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                        })
+                        .map(|(_, v)| v.trim().to_string());
+                    let verdict = {
+                        let mut seen = seen.lock().unwrap();
+                        let current = format!("nonce-{}", seen.nonce);
+                        match auth.filter(|a| a.starts_with("Digest")) {
+                            None => {
+                                seen.events.push("challenge".into());
+                                Err(false)
+                            }
+                            Some(auth) => {
+                                let p = params(&auth);
+                                let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+                                let ha1 = hash(algorithm, &format!("{USER}:{REALM}:{PASSWORD}"));
+                                let ha2 = hash(algorithm, &format!("GET:{}", get("uri")));
+                                let expected = hash(
+                                    algorithm,
+                                    &format!(
+                                        "{ha1}:{}:{}:{}:{}:{ha2}",
+                                        get("nonce"),
+                                        get("nc"),
+                                        get("cnonce"),
+                                        get("qop")
+                                    ),
+                                );
+                                let valid = get("username") == USER
+                                    && get("realm") == REALM
+                                    && get("uri") == "/video"
+                                    && get("qop") == "auth"
+                                    && get("nc").len() == 8
+                                    && !get("cnonce").is_empty()
+                                    && get("response") == expected;
+                                if !valid {
+                                    seen.events.push("bad response".into());
+                                    Err(false)
+                                } else if get("nonce") != current || (stale_once && seen.nonce == 0) {
+                                    seen.nonce += 1;
+                                    seen.events.push("stale".into());
+                                    Err(true)
+                                } else {
+                                    seen.events.push(format!("ok nc={}", get("nc")));
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    match verdict {
+                        Err(stale) => {
+                            let nonce = format!("nonce-{}", seen.lock().unwrap().nonce);
+                            let challenge = format!(
+                                "Digest realm=\"{REALM}\", qop=\"auth\", algorithm={algorithm}, nonce=\"{nonce}\", opaque=\"o\"{}",
+                                if stale { ", stale=true" } else { "" }
+                            );
+                            let reply = format!(
+                                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                            let _ = tcp.write_all(reply.as_bytes()).await;
+                        }
+                        Ok(()) => {
+                            let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b\r\nConnection: close\r\n\r\n";
+                            if tcp.write_all(head.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            for frame in frames.iter().cycle() {
+                                let part = format!(
+                                    "--b\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                                    frame.len()
+                                );
+                                if tcp.write_all(part.as_bytes()).await.is_err()
+                                    || tcp.write_all(frame).await.is_err()
+                                    || tcp.write_all(b"\r\n").await.is_err()
+                                {
+                                    return;
+                                }
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+}
+
+async fn digest_relays(algorithm: &'static str, stale_once: bool) {
+    let frames = jpegs(2, 32, 32);
+    let (addr, seen) = digest_camera::start(algorithm, stale_once, frames.clone()).await;
+    let url = format!(
+        "http://{}:{}@{addr}/video",
+        digest_camera::USER,
+        digest_camera::PASSWORD
+    );
+    let relay = relay_with(&url, |_| {}).await;
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    assert!(frames.contains(&viewer.next_frame().await.unwrap()));
+    let events = seen.lock().unwrap().events.clone();
+    assert!(events.iter().any(|e| e == "ok nc=00000001"), "{events:?}");
+    assert!(!events.iter().any(|e| e == "bad response"), "{events:?}");
+    if stale_once {
+        assert!(events.iter().any(|e| e == "stale"), "{events:?}");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn digest_md5_camera() {
+    digest_relays("MD5", false).await;
+}
+
+#[tokio::test]
+async fn digest_sha256_camera() {
+    digest_relays("SHA-256", false).await;
+}
+
+#[tokio::test]
+async fn digest_stale_nonce_is_answered_again() {
+    digest_relays("MD5", true).await;
+}
+
+#[tokio::test]
+async fn digest_wrong_password_is_reported_as_unauthorized() {
+    let (addr, seen) = digest_camera::start("MD5", false, jpegs(1, 32, 32)).await;
+    let relay = relay_with(&format!("http://viewer:wrong@{addr}/video"), |_| {}).await;
+    let status = relay
+        .wait_status("unauthorized", |s| s["source"]["state"] == "unauthorized")
+        .await;
+    let error = status["source"]["last_error"].as_str().unwrap();
+    assert!(error.contains("rejected the credentials (401)"), "{error}");
+    assert!(!error.contains("wrong"), "the password leaked: {error}");
+    assert!(seen.lock().unwrap().events.iter().any(|e| e == "bad response"));
+    relay.stop().await;
+}

@@ -691,4 +691,68 @@ mod tests {
         let range = input.as_ptr_range();
         assert!(range.contains(&frame.as_ptr()), "frame is a slice of the input");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One part: its JPEG-like body and how its headers are written.
+        fn part() -> impl Strategy<Value = (Vec<u8>, bool, bool, bool)> {
+            (
+                proptest::collection::vec(any::<u8>(), 0..600),
+                any::<bool>(), // Content-Length given
+                any::<bool>(), // CRLF (else LF)
+                any::<bool>(), // an extra header
+            )
+                .prop_map(|(payload, with_len, crlf, extra)| {
+                    let mut body = vec![0xFF, 0xD8];
+                    body.extend(payload);
+                    body.extend([0xFF, 0xD9]);
+                    (body, with_len, crlf, extra)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            /// Random valid streams, split at random points, yield exactly
+            /// their frames.
+            #[test]
+            fn random_streams_split_anywhere_yield_their_frames(
+                parts in proptest::collection::vec(part(), 1..6),
+                cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+            ) {
+                let mut stream = b"preamble\r\n".to_vec();
+                for (body, with_len, crlf, extra) in &parts {
+                    let eol = if *crlf { "\r\n" } else { "\n" };
+                    stream.extend(format!("--propboundary{eol}Content-Type: image/jpeg{eol}").as_bytes());
+                    if *with_len {
+                        stream.extend(format!("Content-Length: {}{eol}", body.len()).as_bytes());
+                    }
+                    if *extra {
+                        stream.extend(format!("X-Timestamp: 12345{eol}").as_bytes());
+                    }
+                    stream.extend(eol.as_bytes());
+                    stream.extend(body);
+                    stream.extend(eol.as_bytes());
+                }
+                stream.extend(b"--propboundary--\r\n");
+
+                let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+                points.push(0);
+                points.push(stream.len());
+                points.sort_unstable();
+                points.dedup();
+                let mut parser = Parser::new(Some("propboundary"), MAX);
+                let mut got = Vec::new();
+                for pair in points.windows(2) {
+                    parser.push(Bytes::copy_from_slice(&stream[pair[0]..pair[1]]));
+                    while let Some(event) = parser.next() {
+                        got.push(event);
+                    }
+                }
+                let want: Vec<Event> = parts.iter().map(|(b, ..)| Event::Frame(Bytes::from(b.clone()))).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
 }
