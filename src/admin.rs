@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use bytes::Bytes;
 
+use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
 use crate::server::{Body, full, text};
 
@@ -19,6 +21,8 @@ use crate::server::{Body, full, text};
 pub struct Readiness {
     serving: AtomicBool,
     shutting_down: AtomicBool,
+    /// With `--ready-requires-source`: the hub and how fresh a frame must be.
+    source: std::sync::OnceLock<(Arc<Hub>, Duration)>,
 }
 
 impl Readiness {
@@ -32,6 +36,11 @@ impl Readiness {
         self.serving.store(true, Ordering::SeqCst);
     }
 
+    /// Also require a frame from `hub` no older than `max_age`.
+    pub fn require_source(&self, hub: Arc<Hub>, max_age: Duration) {
+        let _ = self.source.set((hub, max_age));
+    }
+
     /// Shutdown has begun: not ready, for good.
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -43,6 +52,12 @@ impl Readiness {
             Err("shutting down")
         } else if !self.serving.load(Ordering::SeqCst) {
             Err("starting: viewer listener not serving yet")
+        } else if let Some((hub, max_age)) = self.source.get() {
+            match hub.latest() {
+                Some(frame) if frame.received.elapsed() <= *max_age => Ok(()),
+                Some(_) => Err("no frame from the source within --stall-timeout"),
+                None => Err("no frame from the source yet"),
+            }
         } else {
             Ok(())
         }

@@ -152,6 +152,12 @@ pub struct RelayArgs {
     /// start [env: MJPEG_RELAY_SOURCE_INSECURE=true]
     #[arg(long)]
     pub source_insecure: bool,
+
+    // --- operations (issue 6) ---
+    /// /readyz also requires a frame from the source within --stall-timeout
+    /// [env: MJPEG_RELAY_READY_REQUIRES_SOURCE=true]
+    #[arg(long)]
+    pub ready_requires_source: bool,
 }
 
 /// Flags of `mock-camera`.
@@ -216,6 +222,8 @@ pub struct Env {
     pub reconnect_max: Option<String>,
     pub source_ca_cert: Option<String>,
     pub source_insecure: Option<String>,
+    // operations (issue 6)
+    pub ready_requires_source: Option<String>,
 }
 
 impl Env {
@@ -440,6 +448,10 @@ pub struct Config {
     pub source_ca_cert: Option<PathBuf>,
     /// Accept any camera certificate.
     pub source_insecure: bool,
+
+    // --- operations (issue 6) ---
+    /// `/readyz` also needs a fresh frame (within `stall_timeout`).
+    pub ready_requires_source: bool,
 }
 
 /// The certificate chain and private key of the viewer port (PEM files).
@@ -530,6 +542,7 @@ impl Config {
             reconnect_max: Duration::from_secs(30),
             source_ca_cert: None,
             source_insecure: false,
+            ready_requires_source: false,
         }
     }
 
@@ -686,6 +699,8 @@ impl Config {
             config.source_ca_cert = Some(path);
         }
         config.source_insecure = args.source_insecure || flag_env(env.source_insecure, "SOURCE_INSECURE")?;
+        config.ready_requires_source =
+            args.ready_requires_source || flag_env(env.ready_requires_source, "READY_REQUIRES_SOURCE")?;
 
         let demo = args.demo || flag_env(env.demo, "DEMO")?;
         let source = pick(args.source, env.source, "SOURCE_URL", "SOURCE");

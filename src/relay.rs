@@ -142,6 +142,9 @@ pub async fn run(
                 }
             }
 
+            if config.ready_requires_source {
+                readiness.require_source(hub.clone(), config.stall_timeout);
+            }
             let metrics = Arc::new(Metrics::new(hub.clone()));
             crate::metrics::register_otel(&hub);
             let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config));

@@ -130,3 +130,40 @@ async fn upstream_errors_are_counted_by_kind() {
     assert_eq!(metrics["mjpeg_relay_upstream_state{state=\"streaming\"}"], 0.0);
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn ready_requires_source_waits_for_a_fresh_frame() {
+    let placeholder = TestCamera::start(jpegs(1, 32, 32), 10, Behaviour::Stream).await;
+    let addr = placeholder.stop().await;
+    let mut config = mjpeg_relay::config::Config::new(Source::Camera(
+        mjpeg_relay::config::SourceUrl::parse(&format!("http://{addr}/video")).unwrap(),
+    ));
+    config.port = 0;
+    config.admin_port = Some(0);
+    config.bind = "127.0.0.1".parse().unwrap();
+    config.ready_requires_source = true;
+    config.stall_timeout = std::time::Duration::from_secs(1);
+    config.reconnect_min = std::time::Duration::from_millis(100);
+    config.reconnect_max = std::time::Duration::from_millis(300);
+    let relay = TestRelay::with_config(config).await;
+    let readyz = relay.admin_url("/readyz");
+    let resp = reqwest::get(&readyz).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("no frame from the source yet")
+    );
+    let camera = TestCamera::start_on(addr, jpegs(2, 32, 32), 10, Behaviour::Stream).await;
+    eventually("ready once frames flow", async || {
+        reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    camera.stop().await;
+    eventually("not ready once frames stop", async || {
+        reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    relay.stop().await;
+}
