@@ -53,8 +53,8 @@ impl Readiness {
         } else if !self.serving.load(Ordering::SeqCst) {
             Err("starting: viewer listener not serving yet")
         } else if let Some((hub, max_age)) = self.source.get() {
-            match hub.latest() {
-                Some(frame) if frame.received.elapsed() <= *max_age => Ok(()),
+            match hub.last_frame_age() {
+                Some(age) if age <= *max_age => Ok(()),
                 Some(_) => Err("no frame from the source within --stall-timeout"),
                 None => Err("no frame from the source yet"),
             }

@@ -153,6 +153,15 @@ pub struct RelayArgs {
     #[arg(long)]
     pub source_insecure: bool,
 
+    /// While the camera is down (after it has sent frames), show viewers a
+    /// "camera offline" picture: on or off [env: MJPEG_RELAY_PLACEHOLDER] [default: on]
+    #[arg(long, value_name = "on|off")]
+    pub placeholder: Option<String>,
+    /// How often the "camera offline" picture is refreshed
+    /// [env: MJPEG_RELAY_PLACEHOLDER_INTERVAL] [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub placeholder_interval: Option<String>,
+
     // --- operations (issue 6) ---
     /// /readyz also requires a frame from the source within --stall-timeout
     /// [env: MJPEG_RELAY_READY_REQUIRES_SOURCE=true]
@@ -222,6 +231,8 @@ pub struct Env {
     pub reconnect_max: Option<String>,
     pub source_ca_cert: Option<String>,
     pub source_insecure: Option<String>,
+    pub placeholder: Option<String>,
+    pub placeholder_interval: Option<String>,
     // operations (issue 6)
     pub ready_requires_source: Option<String>,
 }
@@ -448,6 +459,8 @@ pub struct Config {
     pub source_ca_cert: Option<PathBuf>,
     /// Accept any camera certificate.
     pub source_insecure: bool,
+    /// Feed-lost picture refresh interval; `None` is off.
+    pub placeholder: Option<Duration>,
 
     // --- operations (issue 6) ---
     /// `/readyz` also needs a fresh frame (within `stall_timeout`).
@@ -542,6 +555,7 @@ impl Config {
             reconnect_max: Duration::from_secs(30),
             source_ca_cert: None,
             source_insecure: false,
+            placeholder: Some(Duration::from_secs(1)),
             ready_requires_source: false,
         }
     }
@@ -699,6 +713,32 @@ impl Config {
             config.source_ca_cert = Some(path);
         }
         config.source_insecure = args.source_insecure || flag_env(env.source_insecure, "SOURCE_INSECURE")?;
+        if let Some(v) = pick(
+            args.placeholder_interval,
+            env.placeholder_interval,
+            "--placeholder-interval",
+            "PLACEHOLDER_INTERVAL",
+        ) {
+            let interval = v.parse_with(parse_duration)?;
+            if interval < Duration::from_millis(100) {
+                return Err(ConfigError::new(
+                    v.origin,
+                    v.value,
+                    "a duration of at least 100ms",
+                ));
+            }
+            config.placeholder = Some(interval);
+        }
+        if let Some(v) = pick(args.placeholder, env.placeholder, "--placeholder", "PLACEHOLDER") {
+            let on = v.parse_with(|s| match s.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => Ok(true),
+                "off" | "false" | "0" => Ok(false),
+                _ => Err("on or off".into()),
+            })?;
+            if !on {
+                config.placeholder = None;
+            }
+        }
         config.ready_requires_source =
             args.ready_requires_source || flag_env(env.ready_requires_source, "READY_REQUIRES_SOURCE")?;
 

@@ -85,6 +85,32 @@ impl Pattern {
         encode(&self.rgb, w, h, since_epoch)
     }
 
+    /// The feed-lost card: "camera offline", since when, and the retry
+    /// countdown, as a JPEG of this pattern's size.
+    pub fn render_offline(&mut self, since: SystemTime, retry_in: Duration) -> Bytes {
+        let (w, h) = (self.width, self.height);
+        self.fill(0, 0, w, h, [32, 32, 40]);
+        self.fill(0, h / 2 - h / 6, w, h / 3, [140, 20, 20]);
+        let since_epoch = since.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let lines = [
+            "CAMERA OFFLINE".to_string(),
+            format!("since {} UTC", &clock_text(since_epoch)[..8]),
+            format!("retrying in {} s", retry_in.as_secs_f64().ceil() as u64),
+        ];
+        let longest = lines.iter().map(String::len).max().unwrap_or(1);
+        let scale = (w / (longest * 8 + 2)).clamp(1, (h / 40).max(1)).max(1);
+        let line = 10 * scale;
+        let top = (h / 2).saturating_sub(line * 3 / 2);
+        for (i, text) in lines.iter().enumerate() {
+            let x = w.saturating_sub(text.len() * 8 * scale) / 2;
+            self.text(x, top + i * line, scale, text, [255, 255, 255]);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        encode(&self.rgb, w, h, now)
+    }
+
     fn fill(&mut self, x0: usize, y0: usize, w: usize, h: usize, rgb: [u8; 3]) {
         for y in y0..(y0 + h).min(self.height) {
             for x in x0..(x0 + w).min(self.width) {
@@ -140,6 +166,25 @@ fn encode(rgb: &[u8], w: usize, h: usize, stamp: Duration) -> Bytes {
     Bytes::from(out)
 }
 
+/// Width and height from a JPEG's start-of-frame marker.
+pub fn dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let mut i = 2;
+    while i + 9 < jpeg.len() {
+        if jpeg[i] != 0xFF {
+            return None;
+        }
+        let marker = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) {
+            let h = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]);
+            let w = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]);
+            return (w > 0 && h > 0).then_some((w, h));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
 /// The capture time stamped into a demo frame, if it has one.
 pub fn timestamp(jpeg: &[u8]) -> Option<SystemTime> {
     let at = memchr::memmem::find(jpeg.get(..256)?, TIMESTAMP_TAG)? + TIMESTAMP_TAG.len();
@@ -167,6 +212,18 @@ mod tests {
         let stamp = timestamp(&a).unwrap();
         let diff = now.duration_since(stamp).unwrap_or_else(|e| e.duration());
         assert!(diff < Duration::from_millis(1), "{diff:?}");
+    }
+
+    #[test]
+    fn offline_card_has_the_requested_size() {
+        let mut p = Pattern::new(DemoSettings {
+            fps: 1,
+            width: 320,
+            height: 240,
+        });
+        let card = p.render_offline(SystemTime::now(), Duration::from_secs(3));
+        assert_eq!(dimensions(&card), Some((320, 240)));
+        assert_eq!(dimensions(&p.render(1, SystemTime::now())), Some((320, 240)));
     }
 
     #[test]

@@ -117,6 +117,8 @@ struct Health {
     last_error: Option<String>,
     /// Arrival times of recent frames, for the fps figure.
     recent: VecDeque<Instant>,
+    /// When the newest camera frame (not a placeholder) arrived.
+    last_real: Option<Instant>,
 }
 
 /// The newest frame of one source, and everything counted about it.
@@ -125,6 +127,8 @@ pub struct Hub {
     name: String,
     display: String,
     slot: watch::Sender<Option<Frame>>,
+    /// Sequence number of the newest frame (camera or placeholder).
+    seq: AtomicU64,
     /// Counters read by status pages and metrics.
     pub counters: Counters,
     health: Mutex<Health>,
@@ -141,12 +145,14 @@ impl Hub {
             name: name.into(),
             display: display.into(),
             slot: watch::Sender::new(None),
+            seq: AtomicU64::new(0),
             counters: Counters::default(),
             health: Mutex::new(Health {
                 state: SourceState::Connecting,
                 since: SystemTime::now(),
                 last_error: None,
                 recent: VecDeque::with_capacity(128),
+                last_real: None,
             }),
             started: Instant::now(),
         }
@@ -166,11 +172,13 @@ impl Hub {
     pub fn publish(&self, jpeg: Bytes) {
         let now = Instant::now();
         let len = jpeg.len() as u64;
-        let seq = self.counters.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         self.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
         self.counters.frame_sizes.observe(len as f64);
         {
             let mut health = self.lock();
+            health.last_real = Some(now);
             health.recent.push_back(now);
             while health
                 .recent
@@ -190,6 +198,27 @@ impl Hub {
             jpeg,
             received: now,
         }));
+    }
+
+    /// Shows viewers a generated picture (the feed-lost card) without
+    /// counting it as a camera frame or changing the source state.
+    pub fn publish_placeholder(&self, jpeg: Bytes) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.slot.send_replace(Some(Frame {
+            seq,
+            jpeg,
+            received: Instant::now(),
+        }));
+    }
+
+    /// Time since the newest camera frame (placeholders do not count).
+    pub fn last_frame_age(&self) -> Option<Duration> {
+        self.lock().last_real.map(|t| t.elapsed())
+    }
+
+    /// Whether the camera has ever sent a frame.
+    pub fn has_real_frame(&self) -> bool {
+        self.counters.frames_in.load(Ordering::Relaxed) > 0
     }
 
     /// A receiver of frames; it sees the current frame (if any) as new.
@@ -259,7 +288,7 @@ impl Hub {
     /// A consistent-enough picture of the source for status pages.
     pub fn snapshot(&self) -> SourceStatus {
         let now = Instant::now();
-        let (state, since, last_error, fps) = {
+        let (state, since, last_error, fps, last_real) = {
             let health = self.lock();
             let fresh = health
                 .recent
@@ -273,7 +302,13 @@ impl Hub {
                 let span = now.duration_since(first).as_secs_f64().max(0.001);
                 ((fresh - 1) as f64 / span * 10.0).round() / 10.0
             };
-            (health.state, health.since, health.last_error.clone(), fps)
+            (
+                health.state,
+                health.since,
+                health.last_error.clone(),
+                fps,
+                health.last_real,
+            )
         };
         let latest = self.latest();
         let c = &self.counters;
@@ -288,9 +323,8 @@ impl Hub {
             frames: c.frames_in.load(Ordering::Relaxed),
             bytes_in: c.bytes_in.load(Ordering::Relaxed),
             last_frame_bytes: latest.as_ref().map(|f| f.jpeg.len()),
-            last_frame_age_s: latest
-                .as_ref()
-                .map(|f| (now.duration_since(f.received).as_secs_f64() * 1000.0).round() / 1000.0),
+            last_frame_age_s: last_real
+                .map(|t| (now.duration_since(t).as_secs_f64() * 1000.0).round() / 1000.0),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             parts_dropped: c.parts_dropped.load(Ordering::Relaxed),
             last_error,

@@ -123,6 +123,7 @@ pub async fn run(
                         stall_timeout: config.stall_timeout,
                         reconnect_min: config.reconnect_min,
                         reconnect_max: config.reconnect_max,
+                        placeholder: config.placeholder,
                     };
                     let client = client.unwrap_or_default();
                     s.start(SubsystemBuilder::new(

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub reconnect_min: Duration,
     /// Longest retry delay.
     pub reconnect_max: Duration,
+    /// Feed-lost picture interval while the camera is down; `None` is off.
+    pub placeholder: Option<Duration>,
 }
 
 /// Why a camera session ended.
@@ -133,6 +135,7 @@ impl Upstream {
         let mut first = true;
         // Whether the camera asked for Digest (then Basic is never sent).
         let mut digest = false;
+        let mut offline_since = None;
         loop {
             if !first {
                 self.hub.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -172,12 +175,64 @@ impl Upstream {
             };
             tracing::warn!("{error}; retrying in {}", human(delay));
             self.hub.set_state(state, Some(error.to_string()));
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(delay) => {}
+            if got_frames || offline_since.is_none() {
+                offline_since = Some(std::time::SystemTime::now());
+            }
+            if !self
+                .wait_to_retry(
+                    delay,
+                    &shutdown,
+                    offline_since.unwrap_or_else(std::time::SystemTime::now),
+                )
+                .await
+            {
+                break;
             }
         }
         self.hub.set_state(SourceState::Idle, None);
+    }
+
+    /// Waits `delay` before the next attempt; meanwhile, once the camera has
+    /// sent frames, shows viewers the feed-lost card once per placeholder
+    /// interval, at the size of the last frame. `false` on shutdown.
+    async fn wait_to_retry(
+        &self,
+        delay: Duration,
+        shutdown: &CancellationToken,
+        since: std::time::SystemTime,
+    ) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            let mut next = until;
+            if let (Some(interval), true) = (self.placeholder, self.hub.has_real_frame()) {
+                let (width, height) = self
+                    .hub
+                    .latest()
+                    .and_then(|f| crate::demo::dimensions(&f.jpeg))
+                    .unwrap_or((640, 480));
+                let retry_in = until.saturating_duration_since(tokio::time::Instant::now());
+                let card = tokio::task::spawn_blocking(move || {
+                    let settings = crate::config::DemoSettings {
+                        fps: 1,
+                        width,
+                        height,
+                    };
+                    crate::demo::Pattern::new(settings).render_offline(since, retry_in)
+                })
+                .await;
+                if let Ok(card) = card {
+                    self.hub.publish_placeholder(card);
+                }
+                next = next.min(tokio::time::Instant::now() + interval);
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            if tokio::time::Instant::now() >= until {
+                return true;
+            }
+        }
     }
 
     /// Sends the GET with an optional `Authorization` header.

@@ -380,3 +380,63 @@ async fn digest_wrong_password_is_reported_as_unauthorized() {
     assert!(seen.lock().unwrap().events.iter().any(|e| e == "bad response"));
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn while_the_camera_is_down_viewers_get_the_offline_card() {
+    let frames = jpegs(3, 160, 120);
+    let camera = TestCamera::start(frames.clone(), 20, Behaviour::Stream).await;
+    let addr = camera.addr;
+    let relay = relay_with(&camera.url(), |c| {
+        c.placeholder = Some(Duration::from_millis(200));
+        c.reconnect_min = Duration::from_secs(2);
+        c.reconnect_max = Duration::from_secs(2);
+    })
+    .await;
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    assert!(frames.contains(&viewer.next_frame().await.unwrap()));
+    camera.stop().await;
+    // The next frames that are not camera frames are the offline card, at
+    // the camera's picture size.
+    let card = loop {
+        let frame = viewer
+            .next_frame()
+            .await
+            .expect("viewer dropped during the outage");
+        if !frames.contains(&frame) {
+            break frame;
+        }
+    };
+    assert_eq!(mjpeg_relay::demo::dimensions(&card), Some((160, 120)));
+    let frames_in = relay.status().await["source"]["frames"].as_u64().unwrap();
+    let second = viewer.next_frame().await.unwrap();
+    assert!(
+        !frames.contains(&second),
+        "the card repeats while the camera is down"
+    );
+    assert_eq!(
+        relay.status().await["source"]["frames"].as_u64().unwrap(),
+        frames_in,
+        "cards are not counted as camera frames"
+    );
+    let snapshot = reqwest::get(relay.url("/snapshot")).await.unwrap();
+    assert_eq!(
+        snapshot.status(),
+        200,
+        "after the first frame /snapshot shows the card"
+    );
+    // The camera comes back: camera frames again.
+    let camera = TestCamera::start_on(addr, frames.clone(), 20, Behaviour::Stream).await;
+    let deadline = std::time::Instant::now() + SOON;
+    loop {
+        let frame = viewer.next_frame().await.unwrap();
+        if frames.contains(&frame) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "camera frames never came back"
+        );
+    }
+    relay.stop().await;
+    camera.stop().await;
+}

@@ -197,6 +197,8 @@ impl TestRelay {
         config.bind_is_default = false;
         config.stall_timeout = Duration::from_secs(2);
         config.shutdown_timeout = Duration::from_secs(5);
+        // Byte-for-byte tests want camera frames only.
+        config.placeholder = None;
         Self::with_config(config).await
     }
 
