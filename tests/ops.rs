@@ -167,3 +167,48 @@ async fn ready_requires_source_waits_for_a_fresh_frame() {
     .await;
     relay.stop().await;
 }
+
+/// The status page in headless Chromium: live numbers, a thumbnail, tidy on
+/// a phone. Screenshots go to target/screenshots/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_updates_live_in_chromium() {
+    let have = Command::new("python3")
+        .args(["-c", "import selenium"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("chromedriver").arg("--version").output().is_ok();
+    if !have {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "chromium, chromedriver and selenium are required under CI=true"
+        );
+        eprintln!("skipped: no chromium/selenium");
+        return;
+    }
+    let relay = TestRelay::start(Source::Demo(DemoSettings {
+        fps: 10,
+        width: 160,
+        height: 120,
+    }))
+    .await;
+    let url = relay.url("/status");
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ops/status_page.py"))
+            .args([url.as_str(), shots])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("status page: {stdout}");
+    relay.stop().await;
+}
