@@ -440,3 +440,49 @@ async fn while_the_camera_is_down_viewers_get_the_offline_card() {
     relay.stop().await;
     camera.stop().await;
 }
+
+/// An old camera: HTTP/1.0, close-delimited body, a boundary declared with
+/// a leading `--` and spaces around `=`, LF-only lines, no Content-Length,
+/// `multipart/mixed`, and an extra header per part.
+#[tokio::test]
+async fn an_http10_camera_with_quirky_framing_is_relayed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let frames = jpegs(3, 48, 32);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = frames.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let frames = served.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let head = "HTTP/1.0 200 OK\nContent-Type: multipart/mixed; boundary = --oldcam\n\n";
+                if tcp.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for (i, frame) in frames.iter().cycle().enumerate() {
+                    let part = format!("----oldcam\ncontent-type:image/jpeg\nX-Frame: {i}\n\n");
+                    if tcp.write_all(part.as_bytes()).await.is_err()
+                        || tcp.write_all(frame).await.is_err()
+                        || tcp.write_all(b"\n\n").await.is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            });
+        }
+    });
+    let relay = relay_with(&format!("http://{addr}/"), |_| {}).await;
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    for _ in 0..4 {
+        let frame = viewer.next_frame().await.unwrap();
+        assert!(frames.contains(&frame), "frame altered by the relay");
+    }
+    assert_eq!(relay.status().await["source"]["parts_dropped"], 0);
+    relay.stop().await;
+}

@@ -327,10 +327,14 @@ impl Parser {
 
     /// Hands out the first `len` buffered bytes as the current part.
     fn emit(&mut self, len: usize) -> Step {
-        let part = self.input.split_to(len);
+        let mut part = self.input.split_to(len);
         let event = if self.part.not_jpeg || !part.starts_with(&[0xFF, 0xD8]) {
             Event::Skipped(Skip::NotJpeg)
         } else {
+            // Blank lines or padding after the end-of-image marker are not
+            // part of the picture (extra CRLFs between parts, padded lengths).
+            let end = jpeg_end(&part);
+            part.truncate(end);
             Event::Frame(part)
         };
         self.goto(State::Seek);
@@ -412,11 +416,21 @@ fn strip_eol(body: &[u8]) -> usize {
 /// Whether a JPEG ends with its end-of-image marker, allowing the trailing
 /// whitespace some cameras count in `Content-Length`.
 fn ends_with_eoi(part: &[u8]) -> bool {
+    part[..jpeg_end(part)].ends_with(&[0xFF, 0xD9])
+}
+
+/// Length of `part` without whitespace or NUL padding after its final
+/// end-of-image marker (the whole length if it does not end in one).
+fn jpeg_end(part: &[u8]) -> usize {
     let end = part
         .iter()
         .rposition(|&b| !matches!(b, b'\r' | b'\n' | b' ' | 0))
         .map_or(0, |i| i + 1);
-    part[..end].ends_with(&[0xFF, 0xD9])
+    if part[..end].ends_with(&[0xFF, 0xD9]) {
+        end
+    } else {
+        part.len()
+    }
 }
 
 fn is_header_line(line: &[u8]) -> bool {
@@ -668,6 +682,17 @@ mod tests {
         input.extend(b"\r\n\r\n\r\n--b\r\n--b\r\nContent-Type: image/jpeg\r\n\r\n");
         input.extend(&b);
         input.extend(b"\r\n--b\r\n");
+        assert_eq!(frames(&parse_all_ways(Some("b"), &input)), vec![a, b]);
+    }
+
+    #[test]
+    fn extra_blank_lines_and_padding_after_the_jpeg_are_not_part_of_it() {
+        let (a, b) = (jpeg(1, 40), jpeg(2, 40));
+        let mut input = b"--b\n\n".to_vec();
+        input.extend(&a);
+        input.extend(b"\n\n\r\n--b\r\nContent-Length: 50\r\n\r\n");
+        input.extend(&b);
+        input.extend(b"\r\n\0\0\r\n--b--\r\n");
         assert_eq!(frames(&parse_all_ways(Some("b"), &input)), vec![a, b]);
     }
 
