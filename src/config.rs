@@ -157,6 +157,15 @@ pub struct RelayArgs {
     /// "camera offline" picture: on or off [env: MJPEG_RELAY_PLACEHOLDER] [default: on]
     #[arg(long, value_name = "on|off")]
     pub placeholder: Option<String>,
+    /// auto: an image/jpeg answer means a snapshot-only camera, polled;
+    /// mjpeg: always a stream; snapshot: always poll single pictures
+    /// [env: MJPEG_RELAY_SOURCE_MODE] [default: auto]
+    #[arg(long, value_name = "auto|mjpeg|snapshot")]
+    pub source_mode: Option<String>,
+    /// Time between requests to a snapshot-only camera
+    /// [env: MJPEG_RELAY_POLL_INTERVAL] [default: 200ms]
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
     /// How often the "camera offline" picture is refreshed
     /// [env: MJPEG_RELAY_PLACEHOLDER_INTERVAL] [default: 1s]
     #[arg(long, value_name = "DURATION")]
@@ -233,6 +242,8 @@ pub struct Env {
     pub source_insecure: Option<String>,
     pub placeholder: Option<String>,
     pub placeholder_interval: Option<String>,
+    pub source_mode: Option<String>,
+    pub poll_interval: Option<String>,
     // operations (issue 6)
     pub ready_requires_source: Option<String>,
 }
@@ -282,6 +293,17 @@ impl ConfigError {
             expected: expected.into(),
         }
     }
+}
+
+/// How the camera delivers pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Decided by the answer: `image/*` → snapshot polling, else a stream.
+    Auto,
+    /// Always a multipart stream.
+    Mjpeg,
+    /// Always single pictures, polled.
+    Snapshot,
 }
 
 /// Log output format.
@@ -461,6 +483,10 @@ pub struct Config {
     pub source_insecure: bool,
     /// Feed-lost picture refresh interval; `None` is off.
     pub placeholder: Option<Duration>,
+    /// Stream or snapshot polling.
+    pub source_mode: SourceMode,
+    /// Time between snapshot requests.
+    pub poll_interval: Duration,
 
     // --- operations (issue 6) ---
     /// `/readyz` also needs a fresh frame (within `stall_timeout`).
@@ -556,6 +582,8 @@ impl Config {
             source_ca_cert: None,
             source_insecure: false,
             placeholder: Some(Duration::from_secs(1)),
+            source_mode: SourceMode::Auto,
+            poll_interval: Duration::from_millis(200),
             ready_requires_source: false,
         }
     }
@@ -737,6 +765,25 @@ impl Config {
             })?;
             if !on {
                 config.placeholder = None;
+            }
+        }
+        if let Some(v) = pick(args.source_mode, env.source_mode, "--source-mode", "SOURCE_MODE") {
+            config.source_mode = v.parse_with(|s| match s.to_ascii_lowercase().as_str() {
+                "auto" => Ok(SourceMode::Auto),
+                "mjpeg" => Ok(SourceMode::Mjpeg),
+                "snapshot" => Ok(SourceMode::Snapshot),
+                _ => Err("auto, mjpeg or snapshot".into()),
+            })?;
+        }
+        if let Some(v) = pick(
+            args.poll_interval,
+            env.poll_interval,
+            "--poll-interval",
+            "POLL_INTERVAL",
+        ) {
+            config.poll_interval = v.parse_with(parse_duration)?;
+            if config.poll_interval < Duration::from_millis(10) {
+                return Err(ConfigError::new(v.origin, v.value, "a duration of at least 10ms"));
             }
         }
         config.ready_requires_source =

@@ -124,6 +124,8 @@ pub async fn run(
                         reconnect_min: config.reconnect_min,
                         reconnect_max: config.reconnect_max,
                         placeholder: config.placeholder,
+                        mode: config.source_mode,
+                        poll_interval: config.poll_interval,
                     };
                     let client = client.unwrap_or_default();
                     s.start(SubsystemBuilder::new(

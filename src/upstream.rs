@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SourceUrl;
+use crate::config::{SourceMode, SourceUrl};
 use crate::hub::{Hub, SourceState};
 use crate::mjpeg::{Event, Parser, Skip, boundary_from_content_type};
 
@@ -36,6 +36,10 @@ pub struct Upstream {
     pub reconnect_max: Duration,
     /// Feed-lost picture interval while the camera is down; `None` is off.
     pub placeholder: Option<Duration>,
+    /// Stream, snapshot polling, or decided by the answer's type.
+    pub mode: SourceMode,
+    /// Time between snapshot requests in snapshot mode.
+    pub poll_interval: Duration,
 }
 
 /// Why a camera session ended.
@@ -235,6 +239,54 @@ impl Upstream {
         }
     }
 
+    /// A snapshot-only camera: each answer is one JPEG; fetch the next one
+    /// every poll interval (keep-alive reuses the connection).
+    async fn poll(
+        &self,
+        client: &reqwest::Client,
+        mut response: reqwest::Response,
+        got_frames: &mut bool,
+        digest: &mut bool,
+    ) -> UpstreamError {
+        let url = self.url.redacted();
+        tracing::info!(
+            "camera {url} serves single pictures; polling every {}",
+            human(self.poll_interval)
+        );
+        loop {
+            let started = tokio::time::Instant::now();
+            let body = match tokio::time::timeout(self.stall_timeout, response.bytes()).await {
+                Err(_) => {
+                    return UpstreamError::Stalled {
+                        url,
+                        secs: self.stall_timeout.as_secs_f64(),
+                    };
+                }
+                Ok(Err(e)) => {
+                    return UpstreamError::Unreachable {
+                        url,
+                        cause: root_cause(&e),
+                    };
+                }
+                Ok(Ok(body)) => body,
+            };
+            if body.starts_with(&[0xFF, 0xD8]) && body.len() <= self.max_frame_size {
+                self.hub.publish(body);
+                *got_frames = true;
+            } else {
+                self.hub.counters.parts_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "camera {url} answered a picture that is not a JPEG (or too large); skipped it"
+                );
+            }
+            tokio::time::sleep_until(started + self.poll_interval).await;
+            response = match self.open(client, digest).await {
+                Ok(response) => response,
+                Err(e) => return e,
+            };
+        }
+    }
+
     /// Sends the GET with an optional `Authorization` header.
     async fn send(
         &self,
@@ -258,13 +310,13 @@ impl Upstream {
         }
     }
 
-    /// One connection: returns why it ended.
-    async fn session(
+    /// One GET with the camera's authentication (Basic, or Digest when the
+    /// camera asks for it), checked for a 2xx answer.
+    async fn open(
         &self,
         client: &reqwest::Client,
-        got_frames: &mut bool,
         digest: &mut bool,
-    ) -> UpstreamError {
+    ) -> Result<reqwest::Response, UpstreamError> {
         let url = self.url.redacted();
         // Basic credentials go with the first request (as cameras expect),
         // unless this camera has asked for Digest before: then the password
@@ -273,10 +325,7 @@ impl Upstream {
             (Some(user), false) => Some(basic_header(user, self.url.password.as_deref())),
             _ => None,
         };
-        let mut response = match self.send(client, basic).await {
-            Ok(response) => response,
-            Err(e) => return e,
-        };
+        let mut response = self.send(client, basic).await?;
         // A Digest challenge (RFC 7616): answer it; a stale nonce is
         // re-challenged once more with the fresh nonce.
         for _ in 0..2 {
@@ -291,19 +340,11 @@ impl Upstream {
             };
             let context =
                 digest_auth::AuthContext::new(user.as_str(), self.url.password.as_deref().unwrap_or(""), uri);
-            let answer = match prompt.respond(&context) {
-                Ok(answer) => answer.to_header_string(),
-                Err(e) => {
-                    return UpstreamError::Unreachable {
-                        url,
-                        cause: format!("cannot answer the camera's Digest challenge ({e})"),
-                    };
-                }
-            };
-            response = match self.send(client, Some(answer)).await {
-                Ok(response) => response,
-                Err(e) => return e,
-            };
+            let answer = prompt.respond(&context).map_err(|e| UpstreamError::Unreachable {
+                url: url.clone(),
+                cause: format!("cannot answer the camera's Digest challenge ({e})"),
+            })?;
+            response = self.send(client, Some(answer.to_header_string())).await?;
             let stale = digest_challenge(&response).is_some_and(|p| p.stale);
             if !stale {
                 break;
@@ -311,11 +352,26 @@ impl Upstream {
         }
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
-            return UpstreamError::Unauthorized { url, status };
+            return Err(UpstreamError::Unauthorized { url, status });
         }
         if !response.status().is_success() {
-            return UpstreamError::Status { url, status };
+            return Err(UpstreamError::Status { url, status });
         }
+        Ok(response)
+    }
+
+    /// One connection: returns why it ended.
+    async fn session(
+        &self,
+        client: &reqwest::Client,
+        got_frames: &mut bool,
+        digest: &mut bool,
+    ) -> UpstreamError {
+        let url = self.url.redacted();
+        let response = match self.open(client, digest).await {
+            Ok(response) => response,
+            Err(e) => return e,
+        };
         let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -324,10 +380,16 @@ impl Upstream {
             .to_string();
         // Cameras (and ffmpeg's own HTTP server) often send a generic type
         // such as application/octet-stream: the parser learns the boundary
-        // from the body. Only a single picture is clearly not a stream.
-        if content_type.to_ascii_lowercase().starts_with("image/") {
-            return UpstreamError::NotMjpeg { url, content_type };
+        // from the body. A single picture means a snapshot-only camera.
+        let single_image = content_type.to_ascii_lowercase().starts_with("image/");
+        match (self.mode, single_image) {
+            (SourceMode::Snapshot, _) | (SourceMode::Auto, true) => {
+                return self.poll(client, response, got_frames, digest).await;
+            }
+            (SourceMode::Mjpeg, true) => return UpstreamError::NotMjpeg { url, content_type },
+            _ => {}
         }
+        let mut response = response;
         let boundary = boundary_from_content_type(&content_type);
         let mut parser = Parser::new(boundary.as_deref(), self.max_frame_size);
         tracing::info!("connected to camera {url}");

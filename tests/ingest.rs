@@ -486,3 +486,68 @@ async fn an_http10_camera_with_quirky_framing_is_relayed() {
     assert_eq!(relay.status().await["source"]["parts_dropped"], 0);
     relay.stop().await;
 }
+
+/// A snapshot-only camera (each GET answers one `image/jpeg`), with
+/// keep-alive: the relay polls it and relays the pictures as a stream.
+#[tokio::test]
+async fn a_snapshot_only_camera_is_polled_with_keep_alive() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let frames = jpegs(4, 48, 32);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (requests, connections) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (req_count, conn_count, served) = (requests.clone(), connections.clone(), frames.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            conn_count.fetch_add(1, Ordering::SeqCst);
+            let (frames, requests) = (served.clone(), req_count.clone());
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let n = requests.fetch_add(1, Ordering::SeqCst);
+                        let frame = &frames[n % frames.len()];
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                            frame.len()
+                        );
+                        if tcp.write_all(head.as_bytes()).await.is_err()
+                            || tcp.write_all(frame).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    let relay = relay_with(&format!("http://{addr}/snapshot.jpg"), |c| {
+        c.poll_interval = Duration::from_millis(50)
+    })
+    .await;
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    let mut distinct = std::collections::HashSet::new();
+    while distinct.len() < 4 {
+        let frame = viewer.next_frame().await.unwrap();
+        assert!(frames.contains(&frame));
+        distinct.insert(frame);
+    }
+    assert!(requests.load(Ordering::SeqCst) >= 4);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "polling should reuse one keep-alive connection"
+    );
+    assert_eq!(relay.status().await["source"]["state"], "streaming");
+    relay.stop().await;
+}
