@@ -166,6 +166,18 @@ pub struct RelayArgs {
     /// [env: MJPEG_RELAY_POLL_INTERVAL] [default: 200ms]
     #[arg(long, value_name = "DURATION")]
     pub poll_interval: Option<String>,
+    /// Connect to the camera only while a viewer or snapshot request needs it
+    /// [env: MJPEG_RELAY_ON_DEMAND=true]
+    #[arg(long)]
+    pub on_demand: bool,
+    /// With --on-demand: keep the camera connection this long after the last
+    /// viewer leaves [env: MJPEG_RELAY_LINGER] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub linger: Option<String>,
+    /// With --on-demand: how long /snapshot waits for a fresh frame before
+    /// answering 504 [env: MJPEG_RELAY_SNAPSHOT_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub snapshot_timeout: Option<String>,
     /// How often the "camera offline" picture is refreshed
     /// [env: MJPEG_RELAY_PLACEHOLDER_INTERVAL] [default: 1s]
     #[arg(long, value_name = "DURATION")]
@@ -244,6 +256,9 @@ pub struct Env {
     pub placeholder_interval: Option<String>,
     pub source_mode: Option<String>,
     pub poll_interval: Option<String>,
+    pub on_demand: Option<String>,
+    pub linger: Option<String>,
+    pub snapshot_timeout: Option<String>,
     // operations (issue 6)
     pub ready_requires_source: Option<String>,
 }
@@ -487,6 +502,12 @@ pub struct Config {
     pub source_mode: SourceMode,
     /// Time between snapshot requests.
     pub poll_interval: Duration,
+    /// Connect only while frames are wanted.
+    pub on_demand: bool,
+    /// On-demand: how long the connection outlives the last viewer.
+    pub linger: Duration,
+    /// On-demand: how long `/snapshot` waits for a fresh frame.
+    pub snapshot_timeout: Duration,
 
     // --- operations (issue 6) ---
     /// `/readyz` also needs a fresh frame (within `stall_timeout`).
@@ -584,6 +605,9 @@ impl Config {
             placeholder: Some(Duration::from_secs(1)),
             source_mode: SourceMode::Auto,
             poll_interval: Duration::from_millis(200),
+            on_demand: false,
+            linger: Duration::from_secs(30),
+            snapshot_timeout: Duration::from_secs(10),
             ready_requires_source: false,
         }
     }
@@ -784,6 +808,25 @@ impl Config {
             config.poll_interval = v.parse_with(parse_duration)?;
             if config.poll_interval < Duration::from_millis(10) {
                 return Err(ConfigError::new(v.origin, v.value, "a duration of at least 10ms"));
+            }
+        }
+        config.on_demand = args.on_demand || flag_env(env.on_demand, "ON_DEMAND")?;
+        if let Some(v) = pick(args.linger, env.linger, "--linger", "LINGER") {
+            config.linger = v.parse_with(parse_duration)?;
+        }
+        if let Some(v) = pick(
+            args.snapshot_timeout,
+            env.snapshot_timeout,
+            "--snapshot-timeout",
+            "SNAPSHOT_TIMEOUT",
+        ) {
+            config.snapshot_timeout = v.parse_with(parse_duration)?;
+            if config.snapshot_timeout.is_zero() {
+                return Err(ConfigError::new(
+                    v.origin,
+                    v.value,
+                    "a duration above zero such as 10s",
+                ));
             }
         }
         config.ready_requires_source =

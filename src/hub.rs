@@ -129,6 +129,9 @@ pub struct Hub {
     slot: watch::Sender<Option<Frame>>,
     /// Sequence number of the newest frame (camera or placeholder).
     seq: AtomicU64,
+    /// Viewers plus snapshot requests waiting for a frame: what on-demand
+    /// ingest watches.
+    demand: watch::Sender<u64>,
     /// Counters read by status pages and metrics.
     pub counters: Counters,
     health: Mutex<Health>,
@@ -146,6 +149,7 @@ impl Hub {
             display: display.into(),
             slot: watch::Sender::new(None),
             seq: AtomicU64::new(0),
+            demand: watch::Sender::new(0),
             counters: Counters::default(),
             health: Mutex::new(Health {
                 state: SourceState::Connecting,
@@ -216,6 +220,18 @@ impl Hub {
         self.lock().last_real.map(|t| t.elapsed())
     }
 
+    /// Watches the demand for frames (viewers + waiting snapshot requests).
+    pub fn demand(&self) -> watch::Receiver<u64> {
+        self.demand.subscribe()
+    }
+
+    /// Counts as demand until dropped (a snapshot request waiting for a
+    /// fresh frame from an on-demand camera).
+    pub fn want_frame(self: &Arc<Self>) -> DemandGuard {
+        self.demand.send_modify(|d| *d += 1);
+        DemandGuard { hub: self.clone() }
+    }
+
     /// Whether the camera has ever sent a frame.
     pub fn has_real_frame(&self) -> bool {
         self.counters.frames_in.load(Ordering::Relaxed) > 0
@@ -253,6 +269,7 @@ impl Hub {
         self.counters.viewer_sessions.fetch_add(1, Ordering::Relaxed);
         self.counters.by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
         self.counters.sessions_by_endpoint[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+        self.demand.send_modify(|d| *d += 1);
         // One span per viewer session (never per frame), closed on drop.
         let span = tracing::info_span!(
             parent: None,
@@ -386,6 +403,19 @@ impl Drop for ViewerGuard {
         self.span.record("close_reason", self.close_reason);
         self.hub.counters.viewers.fetch_sub(1, Ordering::Relaxed);
         self.hub.counters.by_endpoint[self.endpoint as usize].fetch_sub(1, Ordering::Relaxed);
+        self.hub.demand.send_modify(|d| *d = d.saturating_sub(1));
+    }
+}
+
+/// Demand for frames held by a waiting request.
+#[derive(Debug)]
+pub struct DemandGuard {
+    hub: Arc<Hub>,
+}
+
+impl Drop for DemandGuard {
+    fn drop(&mut self) {
+        self.hub.demand.send_modify(|d| *d = d.saturating_sub(1));
     }
 }
 

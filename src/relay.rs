@@ -126,6 +126,7 @@ pub async fn run(
                         placeholder: config.placeholder,
                         mode: config.source_mode,
                         poll_interval: config.poll_interval,
+                        on_demand: config.on_demand.then_some(config.linger),
                     };
                     let client = client.unwrap_or_default();
                     s.start(SubsystemBuilder::new(

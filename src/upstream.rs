@@ -40,6 +40,9 @@ pub struct Upstream {
     pub mode: SourceMode,
     /// Time between snapshot requests in snapshot mode.
     pub poll_interval: Duration,
+    /// On demand: connect only while frames are wanted, and linger this
+    /// long after; `None` is always connected.
+    pub on_demand: Option<Duration>,
 }
 
 /// Why a camera session ended.
@@ -135,6 +138,50 @@ pub fn client(ca_cert: Option<&std::path::Path>, insecure: bool) -> Result<reqwe
 impl Upstream {
     /// Connects, reads and reconnects until `shutdown` is cancelled.
     pub async fn run(self, client: reqwest::Client, shutdown: CancellationToken) {
+        let Some(linger) = self.on_demand else {
+            self.run_connected(&client, &shutdown).await;
+            self.hub.set_state(SourceState::Idle, None);
+            return;
+        };
+        // On demand: connected only while viewers (or waiting snapshot
+        // requests) want frames, and `linger` after the last one left.
+        let mut demand = self.hub.demand();
+        loop {
+            self.hub.set_state(SourceState::Idle, None);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                wanted = demand.wait_for(|d| *d > 0) => if wanted.is_err() { return },
+            }
+            tracing::info!(
+                "a viewer is waiting: connecting to camera {}",
+                self.url.redacted()
+            );
+            let mut watch = demand.clone();
+            let unwanted = async move {
+                loop {
+                    if watch.wait_for(|d| *d == 0).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(linger) => return,
+                        back = watch.wait_for(|d| *d > 0) => if back.is_err() { return },
+                    }
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.run_connected(&client, &shutdown) => return,
+                () = unwanted => tracing::info!(
+                    "no viewers for {}: disconnecting from camera {}",
+                    human(linger),
+                    self.url.redacted()
+                ),
+            }
+        }
+    }
+
+    /// Connects, reads and reconnects until `shutdown` is cancelled.
+    async fn run_connected(&self, client: &reqwest::Client, shutdown: &CancellationToken) {
         let mut backoff = Backoff::new(self.reconnect_min, self.reconnect_max);
         let mut first = true;
         // Whether the camera asked for Digest (then Basic is never sent).

@@ -551,3 +551,62 @@ async fn a_snapshot_only_camera_is_polled_with_keep_alive() {
     assert_eq!(relay.status().await["source"]["state"], "streaming");
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn on_demand_connects_only_while_someone_watches() {
+    use std::sync::atomic::Ordering;
+    let frames = jpegs(3, 48, 32);
+    let camera = TestCamera::start(frames.clone(), 20, Behaviour::Stream).await;
+    let relay = relay_with(&camera.url(), |c| {
+        c.on_demand = true;
+        c.linger = Duration::from_millis(400);
+        c.snapshot_timeout = Duration::from_secs(5);
+    })
+    .await;
+    // Nobody watches: the camera sees no connection, the source is idle.
+    relay
+        .wait_status("idle", |s| s["source"]["state"] == "idle")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        camera.connections.load(Ordering::SeqCst),
+        0,
+        "connected with nobody watching"
+    );
+
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    assert!(frames.contains(&viewer.next_frame().await.unwrap()));
+    assert_eq!(camera.connections.load(Ordering::SeqCst), 1);
+    drop(viewer);
+    // Lingers, then lets go of the camera.
+    relay
+        .wait_status("idle after linger", |s| s["source"]["state"] == "idle")
+        .await;
+
+    // A snapshot with nobody watching connects, answers a fresh frame, lingers.
+    let snapshot = reqwest::get(relay.url("/snapshot")).await.unwrap();
+    assert_eq!(snapshot.status(), 200);
+    assert!(frames.contains(&snapshot.bytes().await.unwrap()));
+    assert_eq!(camera.connections.load(Ordering::SeqCst), 2);
+    relay
+        .wait_status("idle again", |s| s["source"]["state"] == "idle")
+        .await;
+    relay.stop().await;
+    camera.stop().await;
+}
+
+#[tokio::test]
+async fn on_demand_snapshot_of_a_dead_camera_is_504() {
+    let placeholder = TestCamera::start(jpegs(1, 32, 32), 10, Behaviour::Stream).await;
+    let addr = placeholder.stop().await;
+    let relay = relay_with(&format!("http://{addr}/video"), |c| {
+        c.on_demand = true;
+        c.snapshot_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let snapshot = reqwest::get(relay.url("/snapshot")).await.unwrap();
+    assert_eq!(snapshot.status(), 504);
+    assert!(started.elapsed() < SOON);
+    relay.stop().await;
+}

@@ -71,17 +71,25 @@ impl Viewers {
 
     /// Answers one viewer request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        use tracing::Instrument;
+        // Request spans for the short answers; streams get a session span.
+        let path = req.uri().path();
+        let span = if matches!(path, "/snapshot" | "/status" | "/status.json") {
+            tracing::info_span!("http.request", http.route = path, http.method = %req.method())
+        } else {
+            tracing::Span::none()
+        };
         let Some(cors) = &self.options.cors else {
-            return self.route(req);
+            return self.route(req).instrument(span).await;
         };
         let method = req.method().clone();
         let origin = req.headers().get(header::ORIGIN).cloned();
-        let mut resp = self.route(req);
+        let mut resp = self.route(req).instrument(span).await;
         cors::decorate(cors, &method, origin.as_ref(), &mut resp);
         resp
     }
 
-    fn route(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         let path = req.uri().path();
         let known = matches!(
@@ -112,10 +120,6 @@ impl Viewers {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        // Request spans for the short answers; streams get a session span.
-        let span = matches!(path, "/snapshot" | "/status" | "/status.json")
-            .then(|| tracing::info_span!("http.request", http.route = path, http.method = %req.method()));
-        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut resp = match path {
             "/stream" => match (
                 query_fps(req.uri().query()),
@@ -142,7 +146,7 @@ impl Viewers {
                 Bytes::from_static(VIEW_PAGE.as_bytes()),
                 head,
             ),
-            "/snapshot" => self.snapshot(head),
+            "/snapshot" => self.snapshot(head).await,
             "/status" => {
                 let page = status::html(&self.status());
                 full(
@@ -185,7 +189,33 @@ impl Viewers {
         resp
     }
 
-    fn snapshot(&self, head: bool) -> Response<Body> {
+    async fn snapshot(&self, head: bool) -> Response<Body> {
+        if let Some(timeout) = self.options.on_demand_snapshot {
+            if self.hub.snapshot().state != crate::hub::SourceState::Streaming {
+                // Nobody is watching: connect, wait for a fresh frame, linger.
+                let _demand = self.hub.want_frame();
+                let mut frames = self.hub.subscribe();
+                frames.mark_unchanged();
+                let fresh = tokio::time::timeout(timeout, async {
+                    loop {
+                        if frames.changed().await.is_err() {
+                            return false;
+                        }
+                        if self.hub.snapshot().state == crate::hub::SourceState::Streaming {
+                            return true;
+                        }
+                    }
+                })
+                .await;
+                if !matches!(fresh, Ok(true)) {
+                    return text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the camera sent no frame in time (--snapshot-timeout)\n",
+                        head,
+                    );
+                }
+            }
+        }
         match self.hub.latest() {
             Some(frame) => {
                 let mut resp = full(StatusCode::OK, "image/jpeg", frame.jpeg, head);

@@ -14,6 +14,8 @@ pub struct ViewerOptions {
     pub max_fps: Option<f64>,
     /// Origins allowed to read answers cross-origin (`--cors-origin`).
     pub cors: Option<CorsOrigins>,
+    /// On-demand ingest: `/snapshot` waits this long for a fresh frame.
+    pub on_demand_snapshot: Option<Duration>,
 }
 
 impl ViewerOptions {
@@ -23,6 +25,7 @@ impl ViewerOptions {
             idle_repeat: config.idle_repeat,
             max_fps: config.max_fps,
             cors: config.cors_origin.clone(),
+            on_demand_snapshot: config.on_demand.then_some(config.snapshot_timeout),
         }
     }
 
