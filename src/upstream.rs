@@ -203,7 +203,7 @@ impl Upstream {
                 error = tracing::field::Empty,
             );
             let session = tracing::Instrument::instrument(
-                self.session(&client, &mut got_frames, &mut digest),
+                self.session(client, &mut got_frames, &mut digest),
                 span.clone(),
             );
             let error = tokio::select! {
@@ -232,7 +232,7 @@ impl Upstream {
             if !self
                 .wait_to_retry(
                     delay,
-                    &shutdown,
+                    shutdown,
                     offline_since.unwrap_or_else(std::time::SystemTime::now),
                 )
                 .await
