@@ -279,7 +279,9 @@ impl Hub {
             bytes = tracing::field::Empty,
             duration_s = tracing::field::Empty,
             close_reason = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        crate::telemetry::record_trace_id(&span);
         ViewerGuard {
             hub: self.clone(),
             endpoint,

@@ -165,6 +165,19 @@ fn exporters(protocol: Protocol) -> Result<(SdkTracerProvider, SdkMeterProvider)
     Ok((tracer, meter))
 }
 
+/// Records the span's OpenTelemetry trace id in its `trace_id` field (which
+/// the span must declare), so JSON log lines inside it carry the id that
+/// finds the trace. Nothing is recorded when export is off.
+pub fn record_trace_id(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = span.context();
+    let trace_id = context.span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
 impl Telemetry {
     /// Whether OTLP export is on.
     pub fn exporting(&self) -> bool {

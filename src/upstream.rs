@@ -201,7 +201,9 @@ impl Upstream {
                 url = %self.url.redacted(),
                 outcome = tracing::field::Empty,
                 error = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
             );
+            crate::telemetry::record_trace_id(&span);
             let session = tracing::Instrument::instrument(
                 self.session(client, &mut got_frames, &mut digest),
                 span.clone(),

@@ -39,6 +39,8 @@ struct Received {
     span_attributes: BTreeSet<(String, String, String)>,
     metrics: BTreeSet<String>,
     service_names: BTreeSet<String>,
+    /// Trace ids of received spans, as lower-case hex.
+    trace_ids: BTreeSet<String>,
 }
 
 type Shared = Arc<Mutex<Received>>;
@@ -67,6 +69,8 @@ fn record_traces(into: &Shared, request: ExportTraceServiceRequest) {
                     r.span_attributes
                         .insert((span.name.clone(), kv.key.clone(), text(&kv.value)));
                 }
+                r.trace_ids
+                    .insert(span.trace_id.iter().map(|b| format!("{b:02x}")).collect());
                 r.spans.insert(span.name);
             }
         }
@@ -182,6 +186,7 @@ async fn run_relay_exporting(protocol: &str, endpoint: String, seen: Shared) {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_SERVICE_NAME", "relay-under-test"),
+            ("MJPEG_RELAY_LOG_FORMAT", "json"),
         ];
         cmd_env.push(("MJPEG_RELAY_SOURCE", url.as_str()));
         RelayProcess::spawn_with_env(&[], &cmd_env)

@@ -75,7 +75,14 @@ impl Viewers {
         // Request spans for the short answers; streams get a session span.
         let path = req.uri().path();
         let span = if matches!(path, "/snapshot" | "/status" | "/status.json") {
-            tracing::info_span!("http.request", http.route = path, http.method = %req.method())
+            let span = tracing::info_span!(
+                "http.request",
+                http.route = path,
+                http.method = %req.method(),
+                trace_id = tracing::field::Empty,
+            );
+            crate::telemetry::record_trace_id(&span);
+            span
         } else {
             tracing::Span::none()
         };
