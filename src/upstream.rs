@@ -304,20 +304,9 @@ impl Upstream {
         );
         loop {
             let started = tokio::time::Instant::now();
-            let body = match tokio::time::timeout(self.stall_timeout, response.bytes()).await {
-                Err(_) => {
-                    return UpstreamError::Stalled {
-                        url,
-                        secs: self.stall_timeout.as_secs_f64(),
-                    };
-                }
-                Ok(Err(e)) => {
-                    return UpstreamError::Unreachable {
-                        url,
-                        cause: root_cause(&e),
-                    };
-                }
-                Ok(Ok(body)) => body,
+            let body = match self.read(response.bytes()).await {
+                Ok(body) => body,
+                Err(e) => return e,
             };
             if body.starts_with(&[0xFF, 0xD8]) && body.len() <= self.max_frame_size {
                 self.hub.publish(body);
@@ -333,6 +322,24 @@ impl Upstream {
                 Ok(response) => response,
                 Err(e) => return e,
             };
+        }
+    }
+
+    /// Reads from the camera: no bytes within the stall timeout is a stall.
+    async fn read<T>(
+        &self,
+        read: impl std::future::Future<Output = reqwest::Result<T>>,
+    ) -> Result<T, UpstreamError> {
+        match tokio::time::timeout(self.stall_timeout, read).await {
+            Err(_) => Err(UpstreamError::Stalled {
+                url: self.url.redacted(),
+                secs: self.stall_timeout.as_secs_f64(),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable {
+                url: self.url.redacted(),
+                cause: root_cause(&e),
+            }),
+            Ok(Ok(value)) => Ok(value),
         }
     }
 
@@ -443,21 +450,10 @@ impl Upstream {
         let mut parser = Parser::new(boundary.as_deref(), self.max_frame_size);
         tracing::info!("connected to camera {url}");
         loop {
-            let chunk = match tokio::time::timeout(self.stall_timeout, response.chunk()).await {
-                Err(_) => {
-                    return UpstreamError::Stalled {
-                        url,
-                        secs: self.stall_timeout.as_secs_f64(),
-                    };
-                }
-                Ok(Err(e)) => {
-                    return UpstreamError::Unreachable {
-                        url,
-                        cause: root_cause(&e),
-                    };
-                }
-                Ok(Ok(None)) => return UpstreamError::Ended { url },
-                Ok(Ok(Some(chunk))) => chunk,
+            let chunk = match self.read(response.chunk()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return UpstreamError::Ended { url },
+                Err(e) => return e,
             };
             parser.push(chunk);
             while let Some(event) = parser.next() {
