@@ -94,7 +94,7 @@ fn main() -> ExitCode {
                 config.source.display_name()
             ),
         }
-        match relay::run(config, listeners, shutdown, false).await {
+        match relay::run(config, listeners, shutdown).await {
             Ok(()) => {
                 tracing::info!("shut down cleanly");
                 ExitCode::SUCCESS

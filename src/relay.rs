@@ -89,14 +89,9 @@ pub enum RunError {
     Failed(String),
 }
 
-/// Runs the relay until `shutdown` is cancelled (or, with `catch_signals`,
-/// SIGTERM/SIGINT arrives). `Ok` means a clean shutdown.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-    catch_signals: bool,
-) -> Result<(), RunError> {
+/// Runs the relay until `shutdown` is cancelled (the binary cancels it on
+/// SIGTERM/SIGINT). `Ok` means a clean shutdown.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
     let hub = Arc::new(Hub::new("default", config.source.display_name()));
     let readiness = Readiness::new();
     let viewers_done = CancellationToken::new();
@@ -173,11 +168,6 @@ pub async fn run(
         },
         shutdown,
     );
-    let toplevel = if catch_signals {
-        toplevel.catch_signals()
-    } else {
-        toplevel
-    };
     match toplevel.handle_shutdown_requests(timeout).await {
         Ok(()) => Ok(()),
         Err(GracefulShutdownError::ShutdownTimeout(errors)) if errors.is_empty() => {

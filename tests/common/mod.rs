@@ -215,7 +215,7 @@ impl TestRelay {
         let viewer = listeners.viewer_addr().unwrap();
         let admin = listeners.admin_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(relay::run(config, listeners, shutdown.clone(), false));
+        let task = tokio::spawn(relay::run(config, listeners, shutdown.clone()));
         Self {
             viewer,
             admin,

@@ -105,7 +105,7 @@ pub fn start(config: Config) -> Running {
     let addr = listeners.viewer_addr().unwrap();
     let admin = listeners.admin_addr();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(relay::run(config, listeners, shutdown.clone(), false));
+    let task = tokio::spawn(relay::run(config, listeners, shutdown.clone()));
     Running {
         addr,
         admin,
