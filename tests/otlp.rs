@@ -180,7 +180,8 @@ async fn grpc_receiver() -> (SocketAddr, Shared) {
 /// returns what the receiver got.
 async fn run_relay_exporting(protocol: &str, endpoint: String, seen: Shared) {
     let camera = TestCamera::start(jpegs(3, 64, 48), 20, Behaviour::Stream).await;
-    let url = camera.url();
+    // A password in the URL: it must reach the camera only.
+    let url = camera.url().replace("http://", "http://viewer:hunter2@");
     let mut relay = {
         let mut cmd_env = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -198,12 +199,21 @@ async fn run_relay_exporting(protocol: &str, endpoint: String, seen: Shared) {
     drop(viewer);
     let snapshot = reqwest::get(relay.url("/snapshot")).await.unwrap();
     assert_eq!(snapshot.status(), 200);
+    for page in [
+        relay.admin_url("/metrics"),
+        relay.url("/status"),
+        relay.url("/status.json"),
+    ] {
+        let text = reqwest::get(&page).await.unwrap().text().await.unwrap();
+        assert!(!text.contains("hunter2"), "{page} shows the password");
+    }
     relay.terminate();
     let (code, log) =
         tokio::task::spawn_blocking(move || (relay.wait_exit(Duration::from_secs(15)), relay.log()))
             .await
             .unwrap();
     assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("hunter2"), "the log shows the password");
     assert!(log.contains("exporting OpenTelemetry"), "{log}");
     let r = std::mem::take(&mut *seen.lock().unwrap());
     for span in ["viewer.session", "http.request", "upstream.connect"] {
