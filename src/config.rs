@@ -61,6 +61,11 @@ pub struct RelayArgs {
     /// [env: MJPEG_RELAY_SOURCE]
     #[arg(value_name = "SOURCE_URL")]
     pub source: Option<String>,
+    /// A named camera, repeatable: served at /NAME/stream, /NAME/snapshot,
+    /// /NAME/ws; the first (or the SOURCE_URL) is also at /stream
+    /// [env: MJPEG_RELAY_SOURCES=front=http://…,back=http://…]
+    #[arg(long = "source", id = "named_source", value_name = "NAME=URL")]
+    pub named_sources: Vec<String>,
     /// Relay the built-in test-pattern camera instead of a URL
     /// [env: MJPEG_RELAY_DEMO=true]
     #[arg(long)]
@@ -228,6 +233,7 @@ pub struct HealthcheckArgs {
 #[derive(Debug, Default, Deserialize)]
 pub struct Env {
     pub source: Option<String>,
+    pub sources: Option<String>,
     pub demo: Option<String>,
     pub port: Option<String>,
     pub bind: Option<String>,
@@ -453,8 +459,12 @@ impl Source {
 /// The validated configuration of one relay.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where frames come from.
+    /// Where frames come from (the source served at `/stream`).
     pub source: Source,
+    /// Name of `source` (`default` unless it came from `--source NAME=URL`).
+    pub source_name: String,
+    /// Further named cameras, each at `/NAME/stream` etc.
+    pub named_sources: Vec<(String, SourceUrl)>,
     /// Viewer port (0: any free port).
     pub port: u16,
     /// Listen address of both ports.
@@ -584,6 +594,8 @@ impl Config {
     pub fn new(source: Source) -> Self {
         Self {
             source,
+            source_name: "default".into(),
+            named_sources: Vec::new(),
             port: DEFAULT_PORT,
             bind: IpAddr::from([0u16; 8]),
             bind_is_default: true,
@@ -834,6 +846,16 @@ impl Config {
 
         let demo = args.demo || flag_env(env.demo, "DEMO")?;
         let source = pick(args.source, env.source, "SOURCE_URL", "SOURCE");
+        let mut named = named_sources(args.named_sources, env.sources)?;
+        if !demo && source.is_none() && !named.is_empty() {
+            // The first named camera is the one at /stream.
+            let (name, url) = named.remove(0);
+            config.source = Source::Camera(url);
+            config.source_name = name;
+            config.named_sources = named;
+            return Ok(config);
+        }
+        config.named_sources = named;
         config.source = match (demo, source) {
             (true, Some(v)) => {
                 return Err(ConfigError::new(
@@ -894,6 +916,59 @@ impl Config {
         };
         Ok(config)
     }
+}
+
+/// Names that would clash with the viewer routes.
+const RESERVED_NAMES: [&str; 7] = [
+    "stream",
+    "snapshot",
+    "status",
+    "status.json",
+    "ws",
+    "view",
+    "metrics",
+];
+
+/// `--source NAME=URL` (repeatable) or `MJPEG_RELAY_SOURCES=a=URL,b=URL`.
+fn named_sources(flags: Vec<String>, var: Option<String>) -> Result<Vec<(String, SourceUrl)>, ConfigError> {
+    let (items, origin): (Vec<String>, String) = if !flags.is_empty() {
+        (flags, "--source".into())
+    } else {
+        let list = var.unwrap_or_default();
+        let items = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        (items, format!("{ENV_PREFIX}SOURCES"))
+    };
+    let mut out: Vec<(String, SourceUrl)> = Vec::new();
+    for item in items {
+        let bad = |why: String| ConfigError::new(origin.clone(), redact_raw(&item), why);
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| bad("NAME=URL, e.g. front=http://camera/video".into()))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || RESERVED_NAMES.contains(&name)
+        {
+            return Err(bad(format!(
+                "a name of letters, digits, - and _ other than {}",
+                RESERVED_NAMES.join(", ")
+            )));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(bad(format!("a name not used twice ('{name}' is)")));
+        }
+        let url = SourceUrl::parse(url.trim())
+            .map_err(|why| bad(format!("{why}; expected NAME=http(s)://host/path")))?;
+        out.push((name.to_string(), url));
+    }
+    Ok(out)
 }
 
 /// A raw value and the flag or variable it came from.

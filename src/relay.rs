@@ -92,52 +92,58 @@ pub enum RunError {
 /// Runs the relay until `shutdown` is cancelled (the binary cancels it on
 /// SIGTERM/SIGINT). `Ok` means a clean shutdown.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
-    let hub = Arc::new(Hub::new("default", config.source.display_name()));
+    let hub = Arc::new(Hub::new(config.source_name.clone(), config.source.display_name()));
+    // Every source, the primary first: (hub, where its frames come from).
+    let mut sources = vec![(hub.clone(), config.source.clone())];
+    for (name, url) in &config.named_sources {
+        let named = Arc::new(Hub::new(name.clone(), url.redacted()));
+        sources.push((named, Source::Camera(url.clone())));
+    }
     let readiness = Readiness::new();
     let viewers_done = CancellationToken::new();
     let timeout = config.shutdown_timeout;
-    let client = match &config.source {
-        Source::Camera(_) => Some(
-            upstream::client(config.source_ca_cert.as_deref(), config.source_insecure)
-                .map_err(|e| RunError::Failed(format!("cannot build the HTTP client: {e}")))?,
-        ),
-        Source::Demo(_) => None,
-    };
+    let client = upstream::client(config.source_ca_cert.as_deref(), config.source_insecure)
+        .map_err(|e| RunError::Failed(format!("cannot build the HTTP client: {e}")))?;
 
     let toplevel = Toplevel::new_with_shutdown_token(
         async move |s: &mut SubsystemHandle| {
             // Ingest runs until the viewers are gone, so streams stay live
             // through the drain delay.
-            let ingest_stop = viewers_done.clone();
-            match config.source.clone() {
-                Source::Camera(url) => {
-                    let upstream = Upstream {
-                        hub: hub.clone(),
-                        url,
-                        max_frame_size: config.max_frame_size,
-                        stall_timeout: config.stall_timeout,
-                        reconnect_min: config.reconnect_min,
-                        reconnect_max: config.reconnect_max,
-                        placeholder: config.placeholder,
-                        mode: config.source_mode,
-                        poll_interval: config.poll_interval,
-                        on_demand: config.on_demand.then_some(config.linger),
-                    };
-                    let client = client.unwrap_or_default();
-                    s.start(SubsystemBuilder::new(
-                        "upstream",
-                        async move |_: &mut SubsystemHandle| {
-                            upstream.run(client, ingest_stop).await;
-                            Ok::<(), anyhow::Error>(())
-                        },
-                    ));
-                }
-                Source::Demo(settings) => {
-                    let hub = hub.clone();
-                    s.start(SubsystemBuilder::new(
-                        "demo",
-                        async move |_: &mut SubsystemHandle| demo_camera(hub, settings, ingest_stop).await,
-                    ));
+            for (source_hub, source) in &sources {
+                let ingest_stop = viewers_done.clone();
+                let name = format!("upstream-{}", source_hub.name());
+                match source.clone() {
+                    Source::Camera(url) => {
+                        let upstream = Upstream {
+                            hub: source_hub.clone(),
+                            url,
+                            max_frame_size: config.max_frame_size,
+                            stall_timeout: config.stall_timeout,
+                            reconnect_min: config.reconnect_min,
+                            reconnect_max: config.reconnect_max,
+                            placeholder: config.placeholder,
+                            mode: config.source_mode,
+                            poll_interval: config.poll_interval,
+                            on_demand: config.on_demand.then_some(config.linger),
+                        };
+                        let client = client.clone();
+                        s.start(SubsystemBuilder::new(
+                            name,
+                            async move |_: &mut SubsystemHandle| {
+                                upstream.run(client, ingest_stop).await;
+                                Ok::<(), anyhow::Error>(())
+                            },
+                        ));
+                    }
+                    Source::Demo(settings) => {
+                        let hub = source_hub.clone();
+                        s.start(SubsystemBuilder::new(
+                            "demo",
+                            async move |_: &mut SubsystemHandle| {
+                                demo_camera(hub, settings, ingest_stop).await
+                            },
+                        ));
+                    }
                 }
             }
 
@@ -146,7 +152,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
             }
             let metrics = Arc::new(Metrics::new(hub.clone()));
             crate::metrics::register_otel(&hub);
-            let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config));
+            let named = sources
+                .iter()
+                .map(|(h, _)| (h.name().to_string(), h.clone()))
+                .collect();
+            let viewers = Viewers::new(hub, CancellationToken::new(), ViewerOptions::from_config(&config))
+                .with_sources(named);
             let (viewer_listener, drain_delay) = (listeners.viewer, config.drain_delay);
             let (ready, done) = (readiness.clone(), viewers_done.clone());
             let tls = config.tls.clone();

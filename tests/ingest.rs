@@ -610,3 +610,96 @@ async fn on_demand_snapshot_of_a_dead_camera_is_504() {
     assert!(started.elapsed() < SOON);
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn two_named_sources_side_by_side() {
+    let front_frames = jpegs(3, 48, 32);
+    let back_frames = jpegs(3, 64, 48);
+    let front = TestCamera::start(front_frames.clone(), 20, Behaviour::Stream).await;
+    let back = TestCamera::start(back_frames.clone(), 20, Behaviour::Stream).await;
+    let back_url = SourceUrl::parse(&back.url()).unwrap();
+    let relay = relay_with(&front.url(), |c| {
+        c.source_name = "front".into();
+        c.named_sources = vec![("back".into(), back_url)];
+    })
+    .await;
+    for (path, frames) in [
+        ("/stream", &front_frames),
+        ("/front/stream", &front_frames),
+        ("/back/stream", &back_frames),
+    ] {
+        let mut viewer = Viewer::connect(relay.viewer, path).await;
+        let frame = viewer.next_frame().await.unwrap();
+        assert!(frames.contains(&frame), "{path} served the wrong camera");
+    }
+    let snapshot = reqwest::get(relay.url("/back/snapshot")).await.unwrap();
+    assert_eq!(snapshot.status(), 200);
+    assert!(back_frames.contains(&snapshot.bytes().await.unwrap()));
+    assert_eq!(
+        reqwest::get(relay.url("/nope/stream")).await.unwrap().status(),
+        404
+    );
+
+    let _watching = Viewer::connect(relay.viewer, "/back/stream").await;
+    let status = relay
+        .wait_status("one back viewer", |s| s["sources"][1]["clients"] == 1)
+        .await;
+    let names: Vec<&str> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["front", "back"]);
+    assert_eq!(status["sources"][1]["stream"], "/back/stream");
+    assert_eq!(status["source"]["name"], "front");
+    let html = reqwest::get(relay.url("/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"<a href="/back/stream">back</a>"#), "{html}");
+    relay.stop().await;
+    front.stop().await;
+    back.stop().await;
+}
+
+#[test]
+fn named_sources_from_flags_and_env() {
+    use mjpeg_relay::config::{Env, RelayArgs};
+    let args = RelayArgs {
+        named_sources: vec![
+            "front=http://cam1/video".into(),
+            "back=http://u:p@cam2/video".into(),
+        ],
+        ..Default::default()
+    };
+    let config = Config::from_sources(args, Env::default()).unwrap();
+    assert_eq!(config.source_name, "front");
+    assert_eq!(config.named_sources.len(), 1);
+    assert_eq!(config.named_sources[0].0, "back");
+    assert_eq!(config.named_sources[0].1.password.as_deref(), Some("p"));
+    let env = Env {
+        sources: Some("a=http://cam1/,b=http://cam2/".into()),
+        ..Default::default()
+    };
+    let config = Config::from_sources(RelayArgs::default(), env).unwrap();
+    assert_eq!(
+        (config.source_name.as_str(), config.named_sources.len()),
+        ("a", 1)
+    );
+    for bad in [
+        "stream=http://cam/",
+        "no-equals",
+        "a=http://x/,a=http://y/",
+        "a=ftp://x/",
+    ] {
+        let env = Env {
+            sources: Some(bad.into()),
+            ..Default::default()
+        };
+        let e = Config::from_sources(RelayArgs::default(), env).unwrap_err();
+        assert_eq!(e.origin, "MJPEG_RELAY_SOURCES", "{bad}: {e}");
+    }
+}

@@ -53,6 +53,8 @@ pub struct Viewers {
     /// WebSocket sessions (they outlive their HTTP connection task); wait
     /// for them after `shutdown` is cancelled.
     pub sessions: TaskTracker,
+    /// Every source by name, the primary (`hub`) first: `/NAME/stream` etc.
+    pub sources: Arc<Vec<(String, Arc<Hub>)>>,
 }
 
 /// The viewer page (`/` and `/view`).
@@ -66,14 +68,37 @@ impl Viewers {
             shutdown,
             options: Arc::new(options),
             sessions: TaskTracker::new(),
+            sources: Arc::new(Vec::new()),
         }
+    }
+
+    /// Serves `sources` (name → hub, the primary first) under `/NAME/…` too.
+    pub fn with_sources(mut self, sources: Vec<(String, Arc<Hub>)>) -> Self {
+        self.sources = Arc::new(sources);
+        self
+    }
+
+    /// The routes of the source a path names (`/front/stream` → the `front`
+    /// hub and `/stream`), or of the primary source.
+    fn for_path(&self, path: &str) -> (Self, String) {
+        if let Some((name, rest)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+            if let Some((_, hub)) = self.sources.iter().find(|(n, _)| n == name) {
+                let viewers = Self {
+                    hub: hub.clone(),
+                    ..self.clone()
+                };
+                return (viewers, format!("/{rest}"));
+            }
+        }
+        (self.clone(), path.to_string())
     }
 
     /// Answers one viewer request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         use tracing::Instrument;
+        let (viewers, path) = self.for_path(req.uri().path());
+        let path = path.as_str();
         // Request spans for the short answers; streams get a session span.
-        let path = req.uri().path();
         let span = if matches!(path, "/snapshot" | "/status" | "/status.json") {
             let span = tracing::info_span!(
                 "http.request",
@@ -87,18 +112,17 @@ impl Viewers {
             tracing::Span::none()
         };
         let Some(cors) = &self.options.cors else {
-            return self.route(req).instrument(span).await;
+            return viewers.route(req, path).instrument(span).await;
         };
         let method = req.method().clone();
         let origin = req.headers().get(header::ORIGIN).cloned();
-        let mut resp = self.route(req).instrument(span).await;
+        let mut resp = viewers.route(req, path).instrument(span).await;
         cors::decorate(cors, &method, origin.as_ref(), &mut resp);
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn route(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
         let head = req.method() == Method::HEAD;
-        let path = req.uri().path();
         let known = matches!(
             path,
             "/" | "/view" | "/stream" | "/snapshot" | "/status" | "/status.json" | "/ws"
@@ -246,7 +270,11 @@ impl Viewers {
     }
 
     fn status(&self) -> Status {
-        Status::of(&self.hub)
+        let mut status = Status::of(&self.hub);
+        if self.sources.len() > 1 {
+            status.add_sources(self.sources.iter().map(|(_, hub)| hub.as_ref()));
+        }
+        status
     }
 }
 

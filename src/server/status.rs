@@ -28,6 +28,22 @@ pub struct Status {
     pub frames_skipped: u64,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// With several cameras: every source (the primary first) with its
+    /// viewer count. Totals above cover all of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<NamedSource>,
+}
+
+/// One camera of a multi-camera relay.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedSource {
+    /// The source.
+    #[serde(flatten)]
+    pub source: SourceStatus,
+    /// Viewers of this source now.
+    pub clients: u64,
+    /// Where to watch it.
+    pub stream: String,
 }
 
 impl Status {
@@ -43,7 +59,32 @@ impl Status {
             bytes_out: c.bytes_out.load(Ordering::Relaxed),
             frames_skipped: c.frames_skipped.load(Ordering::Relaxed),
             uptime_s: hub.uptime().as_secs(),
+            sources: Vec::new(),
         }
+    }
+
+    /// Lists every source and makes the viewer totals cover them all.
+    pub fn add_sources<'a>(&mut self, hubs: impl IntoIterator<Item = &'a Hub>) {
+        let (mut clients, mut sessions, mut frames, mut bytes, mut skipped) = (0, 0, 0, 0, 0);
+        for hub in hubs {
+            let c = &hub.counters;
+            let viewers = c.viewers.load(Ordering::Relaxed);
+            clients += viewers;
+            sessions += c.viewer_sessions.load(Ordering::Relaxed);
+            frames += c.frames_out.load(Ordering::Relaxed);
+            bytes += c.bytes_out.load(Ordering::Relaxed);
+            skipped += c.frames_skipped.load(Ordering::Relaxed);
+            self.sources.push(NamedSource {
+                source: hub.snapshot(),
+                clients: viewers,
+                stream: format!("/{}/stream", hub.name()),
+            });
+        }
+        self.clients = clients;
+        self.viewer_sessions = sessions;
+        self.frames_out = frames;
+        self.bytes_out = bytes;
+        self.frames_skipped = skipped;
     }
 }
 
@@ -126,7 +167,7 @@ a{{color:#58a6ff}}
 <dt>Skipped frames</dt><dd id="skipped">{skipped}</dd>
 <dt>Uptime</dt><dd id="uptime">{uptime}</dd>
 </dl></section>
-</main>
+{sources_card}</main>
 <footer>mjpeg-relay {version} · <a href="/stream">/stream</a> · <a href="/snapshot">/snapshot</a> · <a href="/status.json">/status.json</a></footer>
 <script>
 (function(){{
@@ -161,7 +202,31 @@ tick();setInterval(tick,1000);
         skipped = status.frames_skipped,
         uptime = duration(status.uptime_s),
         version = status.version,
+        sources_card = sources_card(status),
     )
+}
+
+/// With several cameras: one row per source, linking to its stream.
+fn sources_card(status: &Status) -> String {
+    if status.sources.is_empty() {
+        return String::new();
+    }
+    let rows: String = status
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "<dt><a href=\"{stream}\">{name}</a></dt><dd><span class=\"pill {state}\">{state}</span> {fps:.1} fps · {clients} viewers · {url}</dd>\n",
+                stream = escape(&s.stream),
+                name = escape(&s.source.name),
+                state = s.source.state.as_str(),
+                fps = s.source.fps,
+                clients = s.clients,
+                url = escape(&s.source.url),
+            )
+        })
+        .collect();
+    format!("<section class=\"card\" style=\"grid-column:1/-1\"><h2>Cameras</h2><dl>{rows}</dl></section>\n")
 }
 
 #[cfg(test)]
