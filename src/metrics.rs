@@ -26,20 +26,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics of the source behind `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
+    /// Metrics of every source, each series labelled `source="NAME"`.
+    pub fn new(hubs: Vec<Arc<Hub>>) -> Self {
         let mut registry = Registry::default();
-        registry.register(
-            "mjpeg_relay_frame_size_bytes",
-            "Size of frames received from the source",
-            hub.counters.frame_sizes.clone(),
-        );
-        registry.register(
-            "mjpeg_relay_time_to_first_frame_seconds",
-            "Time from a viewer's request to its first frame",
-            hub.counters.time_to_first_frame.clone(),
-        );
-        registry.register_collector(Box::new(HubCollector { hub }));
+        registry.register_collector(Box::new(HubCollector { hubs }));
         Self { registry }
     }
 
@@ -54,87 +44,121 @@ impl Metrics {
 
 #[derive(Debug)]
 struct HubCollector {
-    hub: Arc<Hub>,
+    hubs: Vec<Arc<Hub>>,
 }
 
-fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+type Read = fn(&Hub) -> u64;
+
+fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
 }
 
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+impl HubCollector {
+    /// One family, one series per source.
+    fn per_source(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        value: impl Fn(&Hub) -> Option<f64>,
+    ) -> std::fmt::Result {
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for hub in &self.hubs {
+            let Some(v) = value(hub) else { continue };
+            let labels = [("source", hub.name())];
+            match kind {
+                MetricType::Counter => ConstCounter::new(v as u64).encode(family.encode_family(&labels)?)?,
+                _ => ConstGauge::new(v).encode(family.encode_family(&labels)?)?,
+            }
+        }
+        Ok(())
+    }
 }
+
+const STATES: [SourceState; 5] = [
+    SourceState::Connecting,
+    SourceState::Streaming,
+    SourceState::Reconnecting,
+    SourceState::Unauthorized,
+    SourceState::Idle,
+];
+
+const ERROR_KINDS: [&str; 6] = [
+    "unreachable",
+    "unauthorized",
+    "http_status",
+    "not_mjpeg",
+    "stalled",
+    "ended",
+];
 
 impl Collector for HubCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let hub = &self.hub;
-        let c = &hub.counters;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let status = hub.snapshot();
-
-        counter(
-            &mut encoder,
-            "mjpeg_relay_frames_received",
-            "Frames received from the source",
-            load(&c.frames_in),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_received_bytes",
-            "JPEG bytes received from the source",
-            load(&c.bytes_in),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_frames_sent",
-            "Frames written to viewers",
-            load(&c.frames_out),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_sent_bytes",
-            "Bytes written to viewers, framing included",
-            load(&c.bytes_out),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_frames_skipped",
-            "Frames slow viewers skipped because a newer frame replaced them (dropped for slow viewers)",
-            load(&c.frames_skipped),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_parts_dropped",
-            "Source parts dropped (not JPEG, too large)",
-            load(&c.parts_dropped),
-        )?;
-        counter(
-            &mut encoder,
-            "mjpeg_relay_upstream_reconnects",
-            "Source connection attempts after the first",
-            load(&c.reconnects),
-        )?;
-        gauge(
+        let counters: [(&str, &str, Read); 7] = [
+            (
+                "mjpeg_relay_frames_received",
+                "Frames received from the source",
+                |h| load(&h.counters.frames_in),
+            ),
+            (
+                "mjpeg_relay_received_bytes",
+                "JPEG bytes received from the source",
+                |h| load(&h.counters.bytes_in),
+            ),
+            ("mjpeg_relay_frames_sent", "Frames written to viewers", |h| {
+                load(&h.counters.frames_out)
+            }),
+            (
+                "mjpeg_relay_sent_bytes",
+                "Bytes written to viewers, framing included",
+                |h| load(&h.counters.bytes_out),
+            ),
+            (
+                "mjpeg_relay_frames_skipped",
+                "Frames slow viewers skipped because a newer frame replaced them (dropped for slow viewers)",
+                |h| load(&h.counters.frames_skipped),
+            ),
+            (
+                "mjpeg_relay_parts_dropped",
+                "Source parts dropped (not JPEG, too large)",
+                |h| load(&h.counters.parts_dropped),
+            ),
+            (
+                "mjpeg_relay_upstream_reconnects",
+                "Source connection attempts after the first",
+                |h| load(&h.counters.reconnects),
+            ),
+        ];
+        for (name, help, read) in counters {
+            self.per_source(&mut encoder, name, help, MetricType::Counter, |h| {
+                Some(read(h) as f64)
+            })?;
+        }
+        let snapshots: Vec<_> = self
+            .hubs
+            .iter()
+            .map(|h| (h.name().to_string(), h.snapshot()))
+            .collect();
+        let of = |hub: &Hub| {
+            snapshots
+                .iter()
+                .find(|(n, _)| n == hub.name())
+                .map(|(_, s)| s.clone())
+        };
+        self.per_source(
             &mut encoder,
             "mjpeg_relay_source_fps",
             "Frames per second from the source (last 2 s)",
-            status.fps,
+            MetricType::Gauge,
+            |h| of(h).map(|s| s.fps),
         )?;
-        if let Some(age) = status.last_frame_age_s {
-            gauge(
-                &mut encoder,
-                "mjpeg_relay_last_frame_age_seconds",
-                "Age of the newest frame",
-                age,
-            )?;
-        }
-        gauge(
+        self.per_source(
             &mut encoder,
-            "mjpeg_relay_uptime_seconds",
-            "Seconds since the relay started",
-            hub.uptime().as_secs_f64(),
+            "mjpeg_relay_last_frame_age_seconds",
+            "Age of the newest camera frame",
+            MetricType::Gauge,
+            |h| of(h).and_then(|s| s.last_frame_age_s),
         )?;
 
         let mut states = encoder.encode_descriptor(
@@ -143,15 +167,12 @@ impl Collector for HubCollector {
             None,
             MetricType::Gauge,
         )?;
-        for state in [
-            SourceState::Connecting,
-            SourceState::Streaming,
-            SourceState::Reconnecting,
-            SourceState::Unauthorized,
-            SourceState::Idle,
-        ] {
-            let value = i64::from(status.state == state);
-            ConstGauge::new(value).encode(states.encode_family(&[("state", state.as_str())])?)?;
+        for hub in &self.hubs {
+            let now = of(hub).map(|s| s.state);
+            for state in STATES {
+                let labels = [("source", hub.name()), ("state", state.as_str())];
+                ConstGauge::new(i64::from(now == Some(state))).encode(states.encode_family(&labels)?)?;
+            }
         }
 
         let mut viewers = encoder.encode_descriptor(
@@ -160,9 +181,12 @@ impl Collector for HubCollector {
             None,
             MetricType::Gauge,
         )?;
-        for endpoint in Endpoint::ALL {
-            let value = load(&c.by_endpoint[endpoint as usize]) as i64;
-            ConstGauge::new(value).encode(viewers.encode_family(&[("endpoint", endpoint.as_str())])?)?;
+        for hub in &self.hubs {
+            for endpoint in Endpoint::ALL {
+                let labels = [("source", hub.name()), ("endpoint", endpoint.as_str())];
+                let value = load(&hub.counters.by_endpoint[endpoint as usize]) as i64;
+                ConstGauge::new(value).encode(viewers.encode_family(&labels)?)?;
+            }
         }
         let mut sessions = encoder.encode_descriptor(
             "mjpeg_relay_viewer_sessions",
@@ -170,34 +194,65 @@ impl Collector for HubCollector {
             None,
             MetricType::Counter,
         )?;
-        for endpoint in Endpoint::ALL {
-            let value = load(&c.sessions_by_endpoint[endpoint as usize]);
-            ConstCounter::new(value).encode(sessions.encode_family(&[("endpoint", endpoint.as_str())])?)?;
+        for hub in &self.hubs {
+            for endpoint in Endpoint::ALL {
+                let labels = [("source", hub.name()), ("endpoint", endpoint.as_str())];
+                let value = load(&hub.counters.sessions_by_endpoint[endpoint as usize]);
+                ConstCounter::new(value).encode(sessions.encode_family(&labels)?)?;
+            }
         }
 
-        let errors = c
-            .upstream_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut family = encoder.encode_descriptor(
+        let mut errors = encoder.encode_descriptor(
             "mjpeg_relay_upstream_errors",
             "Source connection failures by kind",
             None,
             MetricType::Counter,
         )?;
-        for kind in [
-            "unreachable",
-            "unauthorized",
-            "http_status",
-            "not_mjpeg",
-            "stalled",
-            "ended",
-        ] {
-            let value = errors.get(kind).copied().unwrap_or(0);
-            ConstCounter::new(value).encode(family.encode_family(&[("kind", kind)])?)?;
+        for hub in &self.hubs {
+            let counts = hub
+                .counters
+                .upstream_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for kind in ERROR_KINDS {
+                let labels = [("source", hub.name()), ("kind", kind)];
+                ConstCounter::new(counts.get(kind).copied().unwrap_or(0))
+                    .encode(errors.encode_family(&labels)?)?;
+            }
         }
 
+        let mut sizes = encoder.encode_descriptor(
+            "mjpeg_relay_frame_size_bytes",
+            "Size of frames received from the source",
+            None,
+            MetricType::Histogram,
+        )?;
+        for hub in &self.hubs {
+            hub.counters
+                .frame_sizes
+                .encode(sizes.encode_family(&[("source", hub.name())])?)?;
+        }
+        let mut first = encoder.encode_descriptor(
+            "mjpeg_relay_time_to_first_frame_seconds",
+            "Time from a viewer's request to its first frame",
+            None,
+            MetricType::Histogram,
+        )?;
+        for hub in &self.hubs {
+            hub.counters
+                .time_to_first_frame
+                .encode(first.encode_family(&[("source", hub.name())])?)?;
+        }
+
+        let uptime = self.hubs.first().map_or(0.0, |h| h.uptime().as_secs_f64());
+        let metric = ConstGauge::new(uptime);
+        metric.encode(encoder.encode_descriptor(
+            "mjpeg_relay_uptime_seconds",
+            "Seconds since the relay started",
+            None,
+            metric.metric_type(),
+        )?)?;
         let mut build = encoder.encode_descriptor(
             "mjpeg_relay_build_info",
             "Version of the running relay",

@@ -150,7 +150,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
             if config.ready_requires_source {
                 readiness.require_source(hub.clone(), config.stall_timeout);
             }
-            let metrics = Arc::new(Metrics::new(hub.clone()));
+            let metrics = Arc::new(Metrics::new(sources.iter().map(|(h, _)| h.clone()).collect()));
             crate::metrics::register_otel(&hub);
             let named = sources
                 .iter()

@@ -660,6 +660,16 @@ async fn two_named_sources_side_by_side() {
         .await
         .unwrap();
     assert!(html.contains(r#"<a href="/back/stream">back</a>"#), "{html}");
+    let metrics = reqwest::get(relay.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for source in ["front", "back"] {
+        let series = format!("mjpeg_relay_frames_received_total{{source=\"{source}\"}}");
+        assert!(metrics.contains(&series), "no {series} in /metrics");
+    }
     relay.stop().await;
     front.stop().await;
     back.stop().await;

@@ -68,45 +68,69 @@ async fn metrics_parse_as_openmetrics_and_move_with_traffic() {
         .await;
     let before = scrape(&relay).await;
     for name in [
-        "mjpeg_relay_frames_received_total",
-        "mjpeg_relay_received_bytes_total",
-        "mjpeg_relay_frames_sent_total",
-        "mjpeg_relay_sent_bytes_total",
-        "mjpeg_relay_frames_skipped_total",
-        "mjpeg_relay_upstream_reconnects_total",
-        "mjpeg_relay_source_fps",
+        "mjpeg_relay_frames_received_total{source=\"default\"}",
+        "mjpeg_relay_received_bytes_total{source=\"default\"}",
+        "mjpeg_relay_frames_sent_total{source=\"default\"}",
+        "mjpeg_relay_sent_bytes_total{source=\"default\"}",
+        "mjpeg_relay_frames_skipped_total{source=\"default\"}",
+        "mjpeg_relay_upstream_reconnects_total{source=\"default\"}",
+        "mjpeg_relay_source_fps{source=\"default\"}",
         "mjpeg_relay_uptime_seconds",
-        "mjpeg_relay_frame_size_bytes_count",
-        "mjpeg_relay_time_to_first_frame_seconds_count",
-        "mjpeg_relay_viewers{endpoint=\"stream\"}",
-        "mjpeg_relay_viewer_sessions_total{endpoint=\"ws\"}",
-        "mjpeg_relay_upstream_state{state=\"streaming\"}",
-        "mjpeg_relay_upstream_errors_total{kind=\"stalled\"}",
+        "mjpeg_relay_frame_size_bytes_count{source=\"default\"}",
+        "mjpeg_relay_time_to_first_frame_seconds_count{source=\"default\"}",
+        "mjpeg_relay_viewers{endpoint=\"stream\",source=\"default\"}",
+        "mjpeg_relay_viewer_sessions_total{endpoint=\"ws\",source=\"default\"}",
+        "mjpeg_relay_upstream_state{source=\"default\",state=\"streaming\"}",
+        "mjpeg_relay_upstream_errors_total{kind=\"stalled\",source=\"default\"}",
         "mjpeg_relay_build_info{version=\"0.2.0\"}",
     ] {
         assert!(before.contains_key(name), "missing {name}: {before:?}");
     }
-    assert_eq!(before["mjpeg_relay_upstream_state{state=\"streaming\"}"], 1.0);
-    assert_eq!(before["mjpeg_relay_viewers{endpoint=\"stream\"}"], 0.0);
+    assert_eq!(
+        before["mjpeg_relay_upstream_state{source=\"default\",state=\"streaming\"}"],
+        1.0
+    );
+    assert_eq!(
+        before["mjpeg_relay_viewers{endpoint=\"stream\",source=\"default\"}"],
+        0.0
+    );
 
     let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
     for _ in 0..5 {
         viewer.next_frame().await.unwrap();
     }
     let during = scrape(&relay).await;
-    assert_eq!(during["mjpeg_relay_viewers{endpoint=\"stream\"}"], 1.0);
-    assert!(during["mjpeg_relay_frames_received_total"] > before["mjpeg_relay_frames_received_total"]);
-    assert!(during["mjpeg_relay_frames_sent_total"] >= before["mjpeg_relay_frames_sent_total"] + 5.0);
-    assert!(during["mjpeg_relay_sent_bytes_total"] > before["mjpeg_relay_sent_bytes_total"]);
-    assert_eq!(during["mjpeg_relay_time_to_first_frame_seconds_count"], 1.0);
     assert_eq!(
-        during["mjpeg_relay_viewer_sessions_total{endpoint=\"stream\"}"],
+        during["mjpeg_relay_viewers{endpoint=\"stream\",source=\"default\"}"],
+        1.0
+    );
+    assert!(
+        during["mjpeg_relay_frames_received_total{source=\"default\"}"]
+            > before["mjpeg_relay_frames_received_total{source=\"default\"}"]
+    );
+    assert!(
+        during["mjpeg_relay_frames_sent_total{source=\"default\"}"]
+            >= before["mjpeg_relay_frames_sent_total{source=\"default\"}"] + 5.0
+    );
+    assert!(
+        during["mjpeg_relay_sent_bytes_total{source=\"default\"}"]
+            > before["mjpeg_relay_sent_bytes_total{source=\"default\"}"]
+    );
+    assert_eq!(
+        during["mjpeg_relay_time_to_first_frame_seconds_count{source=\"default\"}"],
+        1.0
+    );
+    assert_eq!(
+        during["mjpeg_relay_viewer_sessions_total{endpoint=\"stream\",source=\"default\"}"],
         1.0
     );
     drop(viewer);
     relay.wait_status("viewer gone", |s| s["clients"] == 0).await;
     let after = scrape(&relay).await;
-    assert_eq!(after["mjpeg_relay_viewers{endpoint=\"stream\"}"], 0.0);
+    assert_eq!(
+        after["mjpeg_relay_viewers{endpoint=\"stream\",source=\"default\"}"],
+        0.0
+    );
     relay.stop().await;
 }
 
@@ -124,10 +148,13 @@ async fn upstream_errors_are_counted_by_kind() {
         .await;
     let metrics = scrape(&relay).await;
     assert!(
-        metrics["mjpeg_relay_upstream_errors_total{kind=\"unreachable\"}"] >= 1.0,
+        metrics["mjpeg_relay_upstream_errors_total{kind=\"unreachable\",source=\"default\"}"] >= 1.0,
         "{metrics:?}"
     );
-    assert_eq!(metrics["mjpeg_relay_upstream_state{state=\"streaming\"}"], 0.0);
+    assert_eq!(
+        metrics["mjpeg_relay_upstream_state{source=\"default\",state=\"streaming\"}"],
+        0.0
+    );
     relay.stop().await;
 }
 
