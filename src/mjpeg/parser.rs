@@ -315,6 +315,12 @@ impl Parser {
             }
         };
         if let Some(end) = end {
+            if end > self.max_part {
+                // Complete, but over the limit: dropped like an endless part.
+                self.input.advance(end);
+                self.goto(State::Seek);
+                return Step::Event(Event::Skipped(Skip::TooLarge));
+            }
             return self.emit(end);
         }
         if data.len() > self.max_part {
@@ -656,6 +662,29 @@ mod tests {
                 events.push(e);
             }
             assert!(parser.buffered() < 1100, "buffer stays bounded");
+        }
+        assert_eq!(
+            events,
+            vec![Event::Skipped(Skip::TooLarge), Event::Frame(Bytes::from(small))]
+        );
+    }
+
+    #[test]
+    fn a_complete_part_over_the_limit_is_dropped() {
+        // Found by the fuzzer: the limit was checked only while no
+        // delimiter had been seen, so a whole oversized part got through.
+        let big = jpeg(1, 100);
+        let small = jpeg(2, 10);
+        let mut input = b"--b\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        input.extend(&big);
+        input.extend(b"\r\n--b\r\n\r\n");
+        input.extend(&small);
+        input.extend(b"\r\n--b\r\n");
+        let mut parser = Parser::new(Some("b"), 64);
+        parser.push(Bytes::from(input));
+        let mut events = Vec::new();
+        while let Some(e) = parser.next() {
+            events.push(e);
         }
         assert_eq!(
             events,
