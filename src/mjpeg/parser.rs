@@ -292,9 +292,17 @@ impl Parser {
 
     fn body(&mut self) -> Step {
         let data = self.input.as_slice();
-        // The declared length, when the bytes agree with it.
+        // A delimiter line always ends the part, also one inside a declared
+        // length (which then lies): the result must not depend on whether
+        // the rest of the length had arrived yet.
+        let delimited = self.delimiter.as_deref().and_then(|delimiter| {
+            let from = self.scanned.saturating_sub(delimiter.len());
+            find_delimiter(data, delimiter, from).map(|at| strip_eol(&data[..at]))
+        });
+        // The declared length, when no delimiter cuts it short and the bytes
+        // agree with it.
         if let Some(len) = self.part.content_length.filter(|&len| len <= self.max_part) {
-            if data.len() >= len {
+            if data.len() >= len && delimited.is_none_or(|end| end >= len) {
                 if self.part.not_jpeg || ends_with_eoi(&data[..len]) {
                     return self.emit(len);
                 }
@@ -302,17 +310,16 @@ impl Parser {
                 self.part.content_length = None;
             }
         }
-        // The next delimiter line (a lying, too long length ends here too).
-        let end = match self.delimiter.as_deref() {
-            Some(delimiter) => {
-                let from = self.scanned.saturating_sub(delimiter.len());
-                find_delimiter(data, delimiter, from).map(|at| strip_eol(&data[..at]))
-            }
-            // Headers but no delimiter seen yet: the part ends at EOI.
-            None => {
+        let end = match (&self.delimiter, self.part.content_length) {
+            (Some(_), _) => delimited,
+            // Headers, no length and no delimiter ever seen: the part ends at
+            // EOI. (With a length, wait for it: a JPEG may hold an inner EOI,
+            // e.g. in an EXIF thumbnail.)
+            (None, None) => {
                 let from = self.scanned.saturating_sub(1);
                 memchr::memmem::find(&data[from..], &[0xFF, 0xD9]).map(|i| from + i + 2)
             }
+            (None, Some(_)) => None,
         };
         if let Some(end) = end {
             if end > self.max_part {
@@ -690,6 +697,21 @@ mod tests {
             events,
             vec![Event::Skipped(Skip::TooLarge), Event::Frame(Bytes::from(small))]
         );
+    }
+
+    #[test]
+    fn a_delimiter_inside_a_lying_length_ends_the_part_however_split() {
+        // Found by the fuzzer: the length covers the next delimiter and
+        // happens to end in EOI; whole and split input must agree.
+        let (a, b) = (jpeg(1, 30), jpeg(2, 5));
+        let mut body = a.clone();
+        body.extend(b"\r\n--b\r\n");
+        body.extend(&b);
+        let mut input = format!("--b\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        input.extend(&body);
+        input.extend(b"\r\n--b--\r\n");
+        let events = parse_all_ways(Some("b"), &input);
+        assert_eq!(frames(&events)[0], a);
     }
 
     #[test]
