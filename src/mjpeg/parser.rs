@@ -358,9 +358,10 @@ impl Parser {
     fn discard(&mut self) -> bool {
         let data = self.input.as_slice();
         let Some(delimiter) = self.delimiter.clone() else {
-            self.input.advance(data.len());
+            // No boundary known: seek line by line (which drops junk in
+            // bounded steps) rather than drop whatever happens to be here.
             self.goto(State::Seek);
-            return false;
+            return true;
         };
         match find_delimiter(data, &delimiter, 0) {
             Some(at) => {
@@ -712,6 +713,34 @@ mod tests {
         input.extend(b"\r\n--b--\r\n");
         let events = parse_all_ways(Some("b"), &input);
         assert_eq!(frames(&events)[0], a);
+    }
+
+    #[test]
+    fn an_oversized_part_without_any_boundary_is_dropped_the_same_however_split() {
+        // Found by the fuzzer.
+        let mut input = b"Content-Length: 9999\r\n\r\n".to_vec();
+        input.extend(jpeg(1, 200));
+        input.extend(b"\r\n--b\r\nContent-Length: 16\r\n\r\n");
+        input.extend(jpeg(2, 10));
+        input.extend(b"\r\n--b--\r\n");
+        for size in [1, 2, 3, 7, 64] {
+            let mut parser = Parser::new(None, 64);
+            let mut split = Vec::new();
+            for chunk in input.chunks(size) {
+                parser.push(Bytes::copy_from_slice(chunk));
+                while let Some(e) = parser.next() {
+                    split.push(e);
+                }
+            }
+            let mut parser = Parser::new(None, 64);
+            parser.push(Bytes::from(input.clone()));
+            let mut once = Vec::new();
+            while let Some(e) = parser.next() {
+                once.push(e);
+            }
+            assert_eq!(split, once, "chunks of {size}");
+            assert_eq!(once.first(), Some(&Event::Skipped(Skip::TooLarge)));
+        }
     }
 
     #[test]
