@@ -358,10 +358,32 @@ impl Parser {
     fn discard(&mut self) -> bool {
         let data = self.input.as_slice();
         let Some(delimiter) = self.delimiter.clone() else {
-            // No boundary known: seek line by line (which drops junk in
-            // bounded steps) rather than drop whatever happens to be here.
-            self.goto(State::Seek);
-            return true;
+            // No boundary known: the part ends where a whole-input parse
+            // would have ended it, at its declared length or else at its
+            // first end-of-image marker (so the split does not matter).
+            if let Some(left) = self.part.content_length {
+                let drop = left.min(data.len());
+                self.input.advance(drop);
+                self.part.content_length = Some(left - drop);
+                if left == drop {
+                    self.goto(State::Seek);
+                    return true;
+                }
+                return false;
+            }
+            return match memchr::memmem::find(data, &[0xFF, 0xD9]) {
+                Some(at) => {
+                    self.input.advance(at + 2);
+                    self.goto(State::Seek);
+                    true
+                }
+                None => {
+                    // Keep a trailing 0xFF: it may start the marker.
+                    let keep = usize::from(data.last() == Some(&0xFF));
+                    self.input.advance(data.len() - keep);
+                    false
+                }
+            };
         };
         match find_delimiter(data, &delimiter, 0) {
             Some(at) => {
@@ -741,6 +763,29 @@ mod tests {
             assert_eq!(split, once, "chunks of {size}");
             assert_eq!(once.first(), Some(&Event::Skipped(Skip::TooLarge)));
         }
+    }
+
+    #[test]
+    fn fuzz_finding_boundaryless_oversized_part_is_split_independent() {
+        // The fuzzer's input: 4 control bytes (no boundary, limit 64, cuts
+        // every 110 bytes), then a stream that never declares a boundary.
+        let input = include_bytes!("../../fuzz/seeds/parser/regression-boundaryless-oversized-split");
+        let data = &input[4..];
+        let run = |cuts: &[usize]| {
+            let mut parser = Parser::new(None, 64);
+            let mut events = Vec::new();
+            let mut from = 0;
+            for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+                parser.push(Bytes::copy_from_slice(&data[from..cut]));
+                from = cut;
+                while let Some(e) = parser.next() {
+                    events.push(e);
+                }
+            }
+            events
+        };
+        let cuts: Vec<usize> = (1..data.len()).step_by(110).collect();
+        assert_eq!(run(&[]), run(&cuts));
     }
 
     #[test]
