@@ -126,6 +126,8 @@ pub struct Parser {
     at_start: bool,
     /// The start of the current line was dropped as junk.
     in_long_line: bool,
+    /// Parts read so far (frames and skipped parts).
+    parts: u64,
     max_part: usize,
 }
 
@@ -141,6 +143,7 @@ impl Parser {
             scanned: 0,
             at_start: true,
             in_long_line: false,
+            parts: 0,
             max_part,
         }
     }
@@ -244,7 +247,15 @@ impl Parser {
         if line.ends_with(b"--") && line.len() > 4 {
             return false;
         }
-        // An undeclared or different boundary: the body is the truth.
+        // An undeclared or different boundary: the body is the truth, but
+        // only before the first part (a camera that declared the wrong
+        // one), and only for a plausible token (RFC 2046: at most 70
+        // printable characters), never for a junk line inside a stream.
+        let token = &line[2..];
+        let plausible = token.len() <= 70 && token.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+        if !plausible || (self.delimiter.is_some() && self.parts > 0) {
+            return false;
+        }
         self.delimiter = Some(line.to_vec());
         true
     }
@@ -324,6 +335,7 @@ impl Parser {
         if let Some(end) = end {
             if end > self.max_part {
                 // Complete, but over the limit: dropped like an endless part.
+                self.parts += 1;
                 self.input.advance(end);
                 self.goto(State::Seek);
                 return Step::Event(Event::Skipped(Skip::TooLarge));
@@ -331,6 +343,7 @@ impl Parser {
             return self.emit(end);
         }
         if data.len() > self.max_part {
+            self.parts += 1;
             self.goto(State::Discard);
             return Step::Event(Event::Skipped(Skip::TooLarge));
         }
@@ -340,6 +353,7 @@ impl Parser {
 
     /// Hands out the first `len` buffered bytes as the current part.
     fn emit(&mut self, len: usize) -> Step {
+        self.parts += 1;
         let mut part = self.input.split_to(len);
         let event = if self.part.not_jpeg || !part.starts_with(&[0xFF, 0xD8]) {
             Event::Skipped(Skip::NotJpeg)
@@ -786,6 +800,26 @@ mod tests {
         };
         let cuts: Vec<usize> = (1..data.len()).step_by(110).collect();
         assert_eq!(run(&[]), run(&cuts));
+    }
+
+    #[test]
+    fn fuzz_finding_junk_dash_line_is_not_learned_as_a_boundary() {
+        let input = include_bytes!("../../fuzz/seeds/parser/regression-learned-junk-boundary");
+        let data = &input[4..];
+        let run = |cuts: &[usize]| {
+            let mut parser = Parser::new(Some("b"), 64);
+            let mut events = Vec::new();
+            let mut from = 0;
+            for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+                parser.push(Bytes::copy_from_slice(&data[from..cut]));
+                from = cut;
+                while let Some(e) = parser.next() {
+                    events.push(e);
+                }
+            }
+            events
+        };
+        assert_eq!(run(&[]), run(&[1]));
     }
 
     #[test]
