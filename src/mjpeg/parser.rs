@@ -342,7 +342,11 @@ impl Parser {
             }
             return self.emit(end);
         }
-        if data.len() > self.max_part {
+        // The tail may be the start of the next delimiter line: only data
+        // beyond the limit plus that much proves the part too large (so the
+        // verdict does not depend on how much of the delimiter has arrived).
+        let slack = self.delimiter.as_ref().map_or(0, |d| d.len() + 2);
+        if data.len() > self.max_part + slack {
             self.parts += 1;
             self.goto(State::Discard);
             return Step::Event(Event::Skipped(Skip::TooLarge));
@@ -820,6 +824,33 @@ mod tests {
             events
         };
         assert_eq!(run(&[]), run(&[1]));
+    }
+
+    #[test]
+    fn a_part_exactly_at_the_limit_is_judged_the_same_however_split() {
+        // Sixth fuzz finding: a part of exactly the limit, its delimiter
+        // arriving in pieces, was called too large before the delimiter was
+        // complete.
+        let a = jpeg(1, 58); // 64 bytes
+        assert_eq!(a.len(), 64);
+        let mut input = b"--b\r\n\r\n".to_vec();
+        input.extend(&a);
+        input.extend(b"\r\n--b--\r\n");
+        for size in [1, 2, 3, 7, 64, 70, 71, 72, 73] {
+            let mut parser = Parser::new(Some("b"), 64);
+            let mut events = Vec::new();
+            for chunk in input.chunks(size) {
+                parser.push(Bytes::copy_from_slice(chunk));
+                while let Some(e) = parser.next() {
+                    events.push(e);
+                }
+            }
+            assert_eq!(
+                events,
+                vec![Event::Frame(Bytes::from(a.clone()))],
+                "chunks of {size}"
+            );
+        }
     }
 
     #[test]
