@@ -221,6 +221,91 @@ async fn stalled_viewer_neither_stalls_others_nor_grows_memory() {
     camera.stop().await;
 }
 
+/// A camera that starts a part and never ends it: 160 MB of bytes with no
+/// delimiter (lines included), then a proper frame. The relay drops the part
+/// with one warning, its memory stays flat, and it resyncs on the next part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_part_is_dropped_with_bounded_memory_and_the_relay_resyncs() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let good = jpegs(2, 64, 48);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sent_junk, release) = (
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let (junk_done, go_on) = (sent_junk.clone(), release.clone());
+    let frames = good.clone();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = tcp.read(&mut buf).await;
+        let part = |jpeg: &[u8]| {
+            let mut p = b"--b\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+            p.extend(jpeg);
+            p.extend(b"\r\n");
+            p
+        };
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b\r\n\r\n".to_vec();
+        out.extend(part(&frames[0]));
+        out.extend(b"--b\r\nContent-Type: image/jpeg\r\n\r\n\xFF\xD8");
+        tcp.write_all(&out).await.unwrap();
+        let mut junk = vec![b'x'; 1 << 20];
+        junk[4096] = b'\n'; // lines too, none of them a delimiter
+        for _ in 0..160 {
+            tcp.write_all(&junk).await.unwrap();
+        }
+        junk_done.notify_one();
+        go_on.notified().await;
+        loop {
+            let mut next = b"\r\n".to_vec();
+            next.extend(part(&frames[1]));
+            if tcp.write_all(&next).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let relay = RelayProcess::spawn(&[&format!("http://{addr}/"), "--max-frame-size", "1MiB"]);
+    let mut viewer = Viewer::connect(relay.viewer(), "/stream").await;
+    assert_eq!(viewer.next_frame().await.unwrap(), good[0]);
+    let before = relay.rss_kib();
+    sent_junk.notified().await;
+    let after = relay.rss_kib();
+    eprintln!("RSS {before} KiB before and {after} KiB after 160 MB of one part");
+    release.notify_one();
+    // Repeats of the last good frame (--idle-repeat) may come first.
+    let mut next = viewer
+        .next_frame()
+        .await
+        .expect("no resync after the endless part");
+    while next == good[0] {
+        next = viewer
+            .next_frame()
+            .await
+            .expect("no resync after the endless part");
+    }
+    assert_eq!(next, good[1]);
+    assert!(
+        after < before + 24 * 1024,
+        "RSS grew from {before} KiB to {after} KiB under a 160 MB part"
+    );
+    let status: serde_json::Value = reqwest::get(relay.url("/status.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["source"]["parts_dropped"], 1, "{status}");
+    let log = relay.log();
+    assert_eq!(
+        log.matches("larger than --max-frame-size").count(),
+        1,
+        "want exactly one warning: {log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_never_appears_in_logs() {
     // A camera that is down: the relay logs its retry lines with the URL.
