@@ -303,17 +303,25 @@ impl Parser {
 
     fn body(&mut self) -> Step {
         let data = self.input.as_slice();
-        // A delimiter line always ends the part, also one inside a declared
-        // length (which then lies): the result must not depend on whether
+        // A delimiter line that starts inside a declared length always ends
+        // the part (the length lies): the result must not depend on whether
         // the rest of the length had arrived yet.
-        let delimited = self.delimiter.as_deref().and_then(|delimiter| {
+        let delimiter_at = self.delimiter.as_deref().and_then(|delimiter| {
             let from = self.scanned.saturating_sub(delimiter.len());
-            find_delimiter(data, delimiter, from).map(|at| strip_eol(&data[..at]))
+            find_delimiter(data, delimiter, from)
         });
-        // The declared length, when no delimiter cuts it short and the bytes
-        // agree with it.
+        let delimited = delimiter_at.map(|at| strip_eol(&data[..at]));
+        // The declared length, when no delimiter cuts it short (nor may yet:
+        // a delimiter's first bytes inside it wait for the rest) and the
+        // bytes agree with it.
         if let Some(len) = self.part.content_length.filter(|&len| len <= self.max_part) {
-            if data.len() >= len && delimited.is_none_or(|end| end >= len) {
+            let cut = delimiter_at.is_some_and(|at| at < len)
+                || self
+                    .delimiter
+                    .as_deref()
+                    .and_then(|delimiter| partial_delimiter(data, delimiter))
+                    .is_some_and(|at| at < len);
+            if data.len() >= len && !cut {
                 if self.part.not_jpeg || ends_with_eoi(&data[..len]) {
                     return self.emit(len);
                 }
@@ -463,6 +471,13 @@ fn find_delimiter(data: &[u8], delimiter: &[u8], from: usize) -> Option<usize> {
         at = i + 1;
     }
     None
+}
+
+/// Where the buffered data ends in the first bytes of a delimiter line that
+/// has not fully arrived (the earliest such line start).
+fn partial_delimiter(data: &[u8], delimiter: &[u8]) -> Option<usize> {
+    let from = (data.len() + 1).saturating_sub(delimiter.len());
+    (from..data.len()).find(|&p| (p == 0 || data[p - 1] == b'\n') && delimiter.starts_with(&data[p..]))
 }
 
 /// Length of `body` without the line break that precedes a delimiter.
@@ -881,6 +896,40 @@ mod tests {
                 }
             }
             assert_eq!(events, expected, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn a_delimiter_arriving_inside_a_declared_length_still_cuts_it() {
+        // Eighth fuzz finding: `Content-Length: 8` over a 5-byte part. Had
+        // only the first `-` of the next delimiter arrived, the length was
+        // trusted and the delimiter line lost, and the next part with it.
+        let a = jpeg(4, 10);
+        let mut input =
+            b"--b\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhello\r\n--b\r\n\r\n".to_vec();
+        input.extend(&a);
+        input.extend(b"\r\n--b--\r\n");
+        let events = parse_all_ways(Some("b"), &input);
+        assert_eq!(
+            events,
+            vec![Event::Skipped(Skip::NotJpeg), Event::Frame(Bytes::from(a))]
+        );
+    }
+
+    #[test]
+    fn a_part_with_a_true_length_is_out_as_soon_as_its_last_byte_arrives() {
+        // Most cameras send the delimiter before each part, so the one after
+        // a frame comes only with the next frame: waiting for it would add a
+        // frame of latency.
+        let a = jpeg(5, 10);
+        for tail in [&b""[..], b"\r\n"] {
+            let mut parser = Parser::new(Some("b"), MAX);
+            parser.push(Bytes::from(format!("--b\r\nContent-Length: {}\r\n\r\n", a.len())));
+            assert_eq!(parser.next(), None);
+            let mut body = a.clone();
+            body.extend(tail);
+            parser.push(Bytes::from(body));
+            assert_eq!(parser.next(), Some(Event::Frame(Bytes::from(a.clone()))));
         }
     }
 
