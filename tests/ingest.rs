@@ -713,3 +713,126 @@ fn named_sources_from_flags_and_env() {
         assert_eq!(e.origin, "MJPEG_RELAY_SOURCES", "{bad}: {e}");
     }
 }
+
+/// The password from a file (a mounted Kubernetes secret), through the real
+/// binary configured by env only: the camera gets it, the log never shows it,
+/// and a missing file is a usage error naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_from_a_file_reaches_the_camera_only() {
+    let camera = TestCamera::start(jpegs(2, 32, 32), 10, Behaviour::Stream).await;
+    let dir = std::env::temp_dir().join(format!("mjpeg-relay-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("password");
+    std::fs::write(&file, "s3cret-from-file\n").unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let url = camera.url();
+    let relay = RelayProcess::spawn_with_env(
+        &[],
+        &[
+            ("MJPEG_RELAY_SOURCE", url.as_str()),
+            ("MJPEG_RELAY_SOURCE_USER", "cam"),
+            ("MJPEG_RELAY_SOURCE_PASSWORD_FILE", file.as_str()),
+        ],
+    );
+    let mut viewer = Viewer::connect(relay.viewer(), "/stream").await;
+    viewer.next_frame().await.unwrap();
+    // "cam:s3cret-from-file", without the file's trailing newline.
+    let seen = camera.auth_seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("Basic Y2FtOnMzY3JldC1mcm9tLWZpbGU=")
+    );
+    let status = reqwest::get(relay.url("/status.json"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!status.contains("s3cret"), "{status}");
+    relay.terminate();
+    let mut relay = relay;
+    let log = tokio::task::spawn_blocking(move || {
+        relay.wait_exit(Duration::from_secs(10));
+        relay.log()
+    })
+    .await
+    .unwrap();
+    assert!(!log.contains("s3cret"), "the log shows the password: {log}");
+
+    let missing = dir.join("absent").to_str().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-relay"))
+        .env("MJPEG_RELAY_SOURCE_PASSWORD_FILE", &missing)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("MJPEG_RELAY_SOURCE_PASSWORD_FILE"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    camera.stop().await;
+}
+
+/// A tiny HTTP server that answers every request with a redirect to
+/// `location` (or to itself, for a loop); counts the requests.
+async fn redirector(location: Option<String>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = format!("http://{}/loop", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, target) = (hits.clone(), location.unwrap_or_else(|| me.clone()));
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = tcp.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (me, hits)
+}
+
+/// A camera behind a redirect is followed; a redirect loop is cut off after
+/// a bounded number of hops with a clear error, and retried with backoff.
+#[tokio::test]
+async fn redirects_are_followed_and_bounded() {
+    let frames = jpegs(2, 32, 32);
+    let camera = TestCamera::start(frames.clone(), 10, Behaviour::Stream).await;
+    let (entry, _) = redirector(Some(camera.url())).await;
+    let relay = relay_with(&entry, |_| {}).await;
+    let mut viewer = Viewer::connect(relay.viewer, "/stream").await;
+    assert!(frames.contains(&viewer.next_frame().await.unwrap()));
+    relay.stop().await;
+    camera.stop().await;
+
+    let (looping, hits) = redirector(None).await;
+    // A slow retry, so the count below is of one attempt.
+    let relay = relay_with(&looping, |c| {
+        c.reconnect_min = Duration::from_secs(20);
+        c.reconnect_max = Duration::from_secs(30);
+    })
+    .await;
+    let status = relay
+        .wait_status("a redirect error", |s| {
+            s["source"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("redirect"))
+        })
+        .await;
+    let first_attempt = hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(first_attempt, 6, "one request and 5 redirects: {status}");
+    assert!(
+        status["source"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("(too many redirects)"),
+        "{status}"
+    );
+    relay.stop().await;
+}
