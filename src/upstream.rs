@@ -503,8 +503,17 @@ fn digest_challenge(response: &reqwest::Response) -> Option<digest_auth::WwwAuth
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.trim_start().len() > 6 && v.trim_start()[..6].eq_ignore_ascii_case("digest"))
-        .and_then(|v| digest_auth::parse(v).ok())
+        .find_map(parse_digest_challenge)
+}
+
+/// A `WWW-Authenticate` value, if it is a Digest challenge the relay can
+/// answer (anything else, however malformed, is `None`).
+pub fn parse_digest_challenge(value: &str) -> Option<digest_auth::WwwAuthenticateHeader> {
+    let scheme = value.trim_start().get(..6)?;
+    if !scheme.eq_ignore_ascii_case("digest") {
+        return None;
+    }
+    digest_auth::parse(value).ok()
 }
 
 /// Exponential backoff with ±20 % jitter.

@@ -325,8 +325,12 @@ impl Parser {
                 if self.part.not_jpeg || ends_with_eoi(&data[..len]) {
                     return self.emit(len);
                 }
-                // The length lies: the next delimiter ends the part instead.
+                // The length lies: the next delimiter (or, with no boundary
+                // known, the first end-of-image marker) ends the part
+                // instead, searched from the start of the part: while the
+                // length was awaited nothing was searched.
                 self.part.content_length = None;
+                self.scanned = 0;
             }
         }
         let end = match (&self.delimiter, self.part.content_length) {
@@ -931,6 +935,26 @@ mod tests {
             parser.push(Bytes::from(body));
             assert_eq!(parser.next(), Some(Event::Frame(Bytes::from(a.clone()))));
         }
+    }
+
+    #[test]
+    fn a_lying_length_without_a_boundary_falls_back_to_the_first_eoi() {
+        // Ninth fuzz finding: no boundary, a Content-Length past the JPEG's
+        // end. Fed whole, the part ended at its end-of-image marker; a byte
+        // at a time, the marker search began where the length had been
+        // awaited, past the marker, and the part was lost.
+        let a = jpeg(6, 10);
+        let b = jpeg(7, 10);
+        let mut input = format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            a.len() + 20
+        )
+        .into_bytes();
+        input.extend(&a);
+        input.extend(b"\r\nX-Junk: 1\r\n\r\n");
+        input.extend(&b);
+        let events = parse_all_ways(None, &input);
+        assert_eq!(events.first(), Some(&Event::Frame(Bytes::from(a))));
     }
 
     #[test]
