@@ -550,7 +550,12 @@ mod tests {
 
     /// Feeds `input` in chunks of `size` and collects every event.
     fn parse(boundary: Option<&str>, input: &[u8], size: usize) -> Vec<Event> {
-        let mut parser = Parser::new(boundary, MAX);
+        parse_limited(boundary, MAX, input, size)
+    }
+
+    /// Events from `input` fed in chunks of `size`, with a part limit.
+    fn parse_limited(boundary: Option<&str>, max: usize, input: &[u8], size: usize) -> Vec<Event> {
+        let mut parser = Parser::new(boundary, max);
         let mut events = Vec::new();
         for chunk in input.chunks(size.max(1)) {
             parser.push(Bytes::copy_from_slice(chunk));
@@ -786,23 +791,10 @@ mod tests {
         input.extend(b"\r\n--b\r\nContent-Length: 16\r\n\r\n");
         input.extend(jpeg(2, 10));
         input.extend(b"\r\n--b--\r\n");
+        let once = parse_limited(None, 64, &input, usize::MAX);
+        assert_eq!(once.first(), Some(&Event::Skipped(Skip::TooLarge)));
         for size in [1, 2, 3, 7, 64] {
-            let mut parser = Parser::new(None, 64);
-            let mut split = Vec::new();
-            for chunk in input.chunks(size) {
-                parser.push(Bytes::copy_from_slice(chunk));
-                while let Some(e) = parser.next() {
-                    split.push(e);
-                }
-            }
-            let mut parser = Parser::new(None, 64);
-            parser.push(Bytes::from(input.clone()));
-            let mut once = Vec::new();
-            while let Some(e) = parser.next() {
-                once.push(e);
-            }
-            assert_eq!(split, once, "chunks of {size}");
-            assert_eq!(once.first(), Some(&Event::Skipped(Skip::TooLarge)));
+            assert_eq!(parse_limited(None, 64, &input, size), once, "chunks of {size}");
         }
     }
 
@@ -860,16 +852,8 @@ mod tests {
         input.extend(&a);
         input.extend(b"\r\n--b--\r\n");
         for size in [1, 2, 3, 7, 64, 70, 71, 72, 73] {
-            let mut parser = Parser::new(Some("b"), 64);
-            let mut events = Vec::new();
-            for chunk in input.chunks(size) {
-                parser.push(Bytes::copy_from_slice(chunk));
-                while let Some(e) = parser.next() {
-                    events.push(e);
-                }
-            }
             assert_eq!(
-                events,
+                parse_limited(Some("b"), 64, &input, size),
                 vec![Event::Frame(Bytes::from(a.clone()))],
                 "chunks of {size}"
             );
@@ -891,15 +875,11 @@ mod tests {
         input.extend(b"\r\n--b--\r\n");
         let expected = vec![Event::Skipped(Skip::TooLarge), Event::Frame(Bytes::from(b))];
         for size in [1, 2, 3, 5, 90, input.len()] {
-            let mut parser = Parser::new(Some("b"), 64);
-            let mut events = Vec::new();
-            for chunk in input.chunks(size) {
-                parser.push(Bytes::copy_from_slice(chunk));
-                while let Some(e) = parser.next() {
-                    events.push(e);
-                }
-            }
-            assert_eq!(events, expected, "chunks of {size}");
+            assert_eq!(
+                parse_limited(Some("b"), 64, &input, size),
+                expected,
+                "chunks of {size}"
+            );
         }
     }
 
