@@ -194,12 +194,7 @@ async fn stalled_viewer_neither_stalls_others_nor_grows_memory() {
         delivered += frame.len();
     }
     let after = relay.rss_kib();
-    let status: serde_json::Value = reqwest::get(relay.url("/status.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = relay.status().await;
     assert_eq!(status["clients"], 2);
     // The reader took every frame; the stalled viewer only what its socket
     // buffers held before it stopped, not a queue of the rest.
@@ -291,12 +286,7 @@ async fn an_endless_part_is_dropped_with_bounded_memory_and_the_relay_resyncs() 
         after < before + 24 * 1024,
         "RSS grew from {before} KiB to {after} KiB under a 160 MB part"
     );
-    let status: serde_json::Value = reqwest::get(relay.url("/status.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = relay.status().await;
     assert_eq!(status["source"]["parts_dropped"], 1, "{status}");
     let log = relay.log();
     assert_eq!(

@@ -506,6 +506,16 @@ impl RelayProcess {
         format!("http://127.0.0.1:{}{path}", self.viewer_port)
     }
 
+    /// `/status.json`, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        reqwest::get(self.url("/status.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
