@@ -18,9 +18,9 @@ if ! command -v podman >/dev/null 2>&1 || ! podman image exists "$image" 2>/dev/
   [ "${CI:-}" = "true" ] && fail "podman or $image is missing (run scripts/image-smoke.sh first)"
   echo "compose-smoke: SKIP (no podman or no $image)"; exit 0
 fi
-venv=${COMPOSE_SMOKE_VENV:-/tmp/mjpeg-relay-compose-venv}
-if [ ! -x "$venv/bin/podman-compose" ]; then
-  python3 -m venv "$venv" && "$venv/bin/pip" install -q podman-compose \
+if ! python3 -c 'import podman_compose' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check podman-compose 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages podman-compose \
     || fail "cannot install podman-compose"
 fi
 
@@ -45,7 +45,7 @@ services:
       MJPEG_RELAY_PORT: "$port"
       MJPEG_RELAY_ADMIN_PORT: "$admin"
 YAML
-compose=("$venv/bin/podman-compose" -p mjpeg-relay-smoke -f docker-compose.yml -f "$work/override.yml")
+compose=(python3 -m podman_compose -p mjpeg-relay-smoke -f docker-compose.yml -f "$work/override.yml")
 relay=mjpeg-relay-smoke_relay_1
 down() { "${compose[@]}" down -t 5 >/dev/null 2>&1 || true; }
 trap 'down; rm -rf "$work"' EXIT
