@@ -3,25 +3,14 @@ until both the <img src=/stream> and the WebSocket canvas have shown a
 changing picture. Usage: chromium_view.py URL_OF_VIEW_PAGE MIN_CHANGES"""
 import json
 import sys
-import tempfile
+import os
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
+from headless import chromium  # noqa: E402
 
 url, need = sys.argv[1], int(sys.argv[2])
-profile = tempfile.mkdtemp(prefix="mjpeg-relay-chromium-")
-opts = webdriver.ChromeOptions()
-for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}"]:
-    opts.add_argument(flag)
-import shutil
-binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-if binary:
-    opts.binary_location = binary
-driver_path = shutil.which("chromedriver")
-driver = webdriver.Chrome(options=opts, service=Service(driver_path) if driver_path else None)
+driver = chromium("mjpeg-relay-chromium-")
 try:
     driver.get(url)
     deadline = time.time() + 60

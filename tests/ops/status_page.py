@@ -4,26 +4,14 @@ and saves screenshots at desktop and phone widths.
 Usage: status_page.py STATUS_URL SCREENSHOT_DIR"""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
+from headless import chromium  # noqa: E402
 
 url, shots = sys.argv[1], sys.argv[2]
-profile = tempfile.mkdtemp(prefix="mjpeg-relay-status-")
-opts = webdriver.ChromeOptions()
-for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}"]:
-    opts.add_argument(flag)
-binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-if binary:
-    opts.binary_location = binary
-driver_path = shutil.which("chromedriver")
-driver = webdriver.Chrome(options=opts, service=Service(driver_path) if driver_path else None)
+driver = chromium("mjpeg-relay-status-")
 try:
     driver.set_window_size(1100, 800)
     driver.get(url)
