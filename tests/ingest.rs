@@ -726,7 +726,7 @@ async fn password_from_a_file_reaches_the_camera_only() {
     std::fs::write(&file, "s3cret-from-file\n").unwrap();
     let file = file.to_str().unwrap().to_string();
     let url = camera.url();
-    let relay = RelayProcess::spawn_with_env(
+    let mut relay = RelayProcess::spawn_with_env(
         &[],
         &[
             ("MJPEG_RELAY_SOURCE", url.as_str()),
@@ -742,15 +742,9 @@ async fn password_from_a_file_reaches_the_camera_only() {
         seen.first().map(String::as_str),
         Some("Basic Y2FtOnMzY3JldC1mcm9tLWZpbGU=")
     );
-    let status = reqwest::get(relay.url("/status.json"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = relay.status().await.to_string();
     assert!(!status.contains("s3cret"), "{status}");
     relay.terminate();
-    let mut relay = relay;
     let log = tokio::task::spawn_blocking(move || {
         relay.wait_exit(Duration::from_secs(10));
         relay.log()

@@ -23,6 +23,11 @@ use tokio_util::sync::CancellationToken;
 /// Generous bound for anything that should happen "soon".
 pub const SOON: Duration = Duration::from_secs(15);
 
+/// GETs `url` and parses the JSON answer.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// `n` distinct small real JPEGs.
 pub fn jpegs(n: usize, width: u16, height: u16) -> Vec<Bytes> {
     let mut pattern = Pattern::new(DemoSettings {
@@ -233,12 +238,7 @@ impl TestRelay {
     }
 
     pub async fn status(&self) -> serde_json::Value {
-        reqwest::get(self.url("/status.json"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.url("/status.json")).await
     }
 
     /// Polls `/status.json` until `check` holds.
@@ -508,12 +508,7 @@ impl RelayProcess {
 
     /// `/status.json`, parsed.
     pub async fn status(&self) -> serde_json::Value {
-        reqwest::get(self.url("/status.json"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.url("/status.json")).await
     }
 
     /// Sends SIGTERM.
