@@ -315,13 +315,11 @@ impl Parser {
         // a delimiter's first bytes inside it wait for the rest) and the
         // bytes agree with it.
         if let Some(len) = self.part.content_length.filter(|&len| len <= self.max_part) {
-            let cut = delimiter_at.is_some_and(|at| at < len)
-                || self
-                    .delimiter
-                    .as_deref()
-                    .and_then(|delimiter| partial_delimiter(data, delimiter))
-                    .is_some_and(|at| at < len);
-            if data.len() >= len && !cut {
+            let inside = |at: Option<usize>| at.is_some_and(|at| at < len);
+            if data.len() >= len
+                && !inside(delimiter_at)
+                && !inside(self.delimiter.as_deref().and_then(|d| partial_delimiter(data, d)))
+            {
                 if self.part.not_jpeg || ends_with_eoi(&data[..len]) {
                     return self.emit(len);
                 }
