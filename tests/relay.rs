@@ -337,10 +337,20 @@ async fn head_404_405_and_cache_headers() {
             .unwrap()
             > 100
     );
-    assert_eq!(client.get(relay.url("/nope")).send().await.unwrap().status(), 404);
+    let missing = client.get(relay.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
     let post = client.post(relay.url("/stream")).send().await.unwrap();
     assert_eq!(post.status(), 405);
     assert_eq!(post.headers()["allow"], "GET, HEAD");
+    // Errors are viewer answers too: never cached.
+    for resp in [&missing, &post] {
+        assert_eq!(
+            resp.headers()["cache-control"],
+            "no-cache, no-store, must-revalidate",
+            "{}",
+            resp.status()
+        );
+    }
     relay.stop().await;
 }
 

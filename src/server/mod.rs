@@ -111,13 +111,16 @@ impl Viewers {
         } else {
             tracing::Span::none()
         };
-        let Some(cors) = &self.options.cors else {
-            return viewers.route(req, path).instrument(span).await;
-        };
-        let method = req.method().clone();
-        let origin = req.headers().get(header::ORIGIN).cloned();
+        let cors = self.options.cors.as_ref().map(|cors| {
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            (cors, req.method().clone(), origin)
+        });
         let mut resp = viewers.route(req, path).instrument(span).await;
-        cors::decorate(cors, &method, origin.as_ref(), &mut resp);
+        if let Some((cors, method, origin)) = cors {
+            cors::decorate(cors, &method, origin.as_ref(), &mut resp);
+        }
+        // Every viewer answer, errors included, must never be cached.
+        resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
         resp
     }
 
@@ -136,9 +139,7 @@ impl Viewers {
         }
         if req.method() == Method::OPTIONS {
             if let Some(cors) = &self.options.cors {
-                let mut resp = cors::preflight(cors, req.headers());
-                resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
-                return resp;
+                return cors::preflight(cors, req.headers());
             }
         }
         if req.method() != Method::GET && !head {
@@ -151,7 +152,7 @@ impl Viewers {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        let mut resp = match path {
+        match path {
             "/stream" => match (
                 query_fps(req.uri().query()),
                 stream::query_early(req.uri().query()),
@@ -192,9 +193,7 @@ impl Viewers {
                 full(StatusCode::OK, "application/json", Bytes::from(json), head)
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n", head),
-        };
-        resp.headers_mut().insert(header::CACHE_CONTROL, NO_CACHE);
-        resp
+        }
     }
 
     fn stream(&self, fps: Option<f64>, early: bool, head: bool) -> Response<Body> {
