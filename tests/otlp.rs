@@ -38,7 +38,8 @@ struct Received {
     /// (span name, attribute key, attribute value as text)
     span_attributes: BTreeSet<(String, String, String)>,
     metrics: BTreeSet<String>,
-    service_names: BTreeSet<String>,
+    /// Resource attributes (key, value as text) of exported spans.
+    resource: BTreeSet<(String, String)>,
     /// Trace ids of received spans, as lower-case hex.
     trace_ids: BTreeSet<String>,
 }
@@ -59,9 +60,7 @@ fn record_traces(into: &Shared, request: ExportTraceServiceRequest) {
     let mut r = into.lock().unwrap();
     for resource in request.resource_spans {
         for kv in resource.resource.iter().flat_map(|r| r.attributes.iter()) {
-            if kv.key == "service.name" {
-                r.service_names.insert(text(&kv.value));
-            }
+            r.resource.insert((kv.key.clone(), text(&kv.value)));
         }
         for scope in resource.scope_spans {
             for span in scope.spans {
@@ -187,6 +186,7 @@ async fn run_relay_exporting(protocol: &str, endpoint: String, seen: Shared) {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_SERVICE_NAME", "relay-under-test"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=otlp-test"),
             ("MJPEG_RELAY_LOG_FORMAT", "json"),
         ];
         cmd_env.push(("MJPEG_RELAY_SOURCE", url.as_str()));
@@ -252,11 +252,16 @@ async fn run_relay_exporting(protocol: &str, endpoint: String, seen: Shared) {
             r.metrics
         );
     }
-    assert!(
-        r.service_names.contains("relay-under-test"),
-        "{:?}",
-        r.service_names
-    );
+    for attribute in [
+        ("service.name", "relay-under-test"),
+        ("deployment.environment", "otlp-test"),
+    ] {
+        assert!(
+            r.resource.contains(&(attribute.0.into(), attribute.1.into())),
+            "{protocol}: no resource attribute {attribute:?}; got {:?}",
+            r.resource
+        );
+    }
     drop(r);
     camera.stop().await;
 }
@@ -282,5 +287,34 @@ fn no_endpoint_means_no_exporter() {
         !relay.log().contains("exporting OpenTelemetry"),
         "{}",
         relay.log()
+    );
+}
+
+/// `OTEL_SDK_DISABLED=true` wins over an endpoint: no exporter, nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_disabled_means_no_exporter_even_with_an_endpoint() {
+    let (addr, seen) = http_receiver().await;
+    let endpoint = format!("http://{addr}");
+    let mut relay = RelayProcess::spawn_with_env(
+        &["--demo"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ],
+    );
+    let snapshot = reqwest::get(relay.url("/snapshot")).await.unwrap();
+    assert!(snapshot.status() == 200 || snapshot.status() == 503);
+    relay.terminate();
+    let (code, log) =
+        tokio::task::spawn_blocking(move || (relay.wait_exit(Duration::from_secs(10)), relay.log()))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("exporting OpenTelemetry"), "{log}");
+    let r = seen.lock().unwrap();
+    assert!(
+        r.spans.is_empty() && r.metrics.is_empty(),
+        "exported anyway: {r:?}"
     );
 }
