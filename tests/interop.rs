@@ -4,6 +4,7 @@
 //! first. A missing tool skips the test on a laptop and fails it under
 //! `CI=true`; scripts/ci-deps-viewers.sh installs them all.
 
+mod tools;
 mod viewers_common;
 
 use std::process::Stdio;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use mjpeg_relay::config::{Source, SourceUrl};
 use tokio::process::Command;
+use tools::*;
 use viewers_common::*;
 
 /// Runs `cmd` to completion within the deadline; returns stdout, panics
@@ -124,10 +126,7 @@ async fn python_urllib_and_requests_read_parts() {
 
 #[tokio::test]
 async fn chromium_shows_a_changing_picture_from_img_and_websocket() {
-    if !require_tool("chromium", "--version")
-        || !require_tool("chromedriver", "--version")
-        || !require_python_module("selenium")
-    {
+    if !require_chromium() {
         return;
     }
     let relay = start(demo_config(15));

@@ -2,6 +2,7 @@
 //! prometheus_client), with counters that move with traffic.
 
 mod common;
+mod tools;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,17 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use mjpeg_relay::config::{DemoSettings, Source};
-
-fn python_parser_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("python3 with prometheus_client is required under CI=true (scripts/ci-deps-ops.sh)");
-    }
-    ok
-}
+use tools::{require_chromium, require_python_module};
 
 /// Scrapes `/metrics` and parses it strictly.
 async fn scrape(relay: &TestRelay) -> HashMap<String, f64> {
@@ -53,8 +44,7 @@ async fn scrape(relay: &TestRelay) -> HashMap<String, f64> {
 
 #[tokio::test]
 async fn metrics_parse_as_openmetrics_and_move_with_traffic() {
-    if !python_parser_available() {
-        eprintln!("skipped: python3 prometheus_client missing");
+    if !require_python_module("prometheus_client") {
         return;
     }
     let relay = TestRelay::start(Source::Demo(DemoSettings {
@@ -136,7 +126,7 @@ async fn metrics_parse_as_openmetrics_and_move_with_traffic() {
 
 #[tokio::test]
 async fn upstream_errors_are_counted_by_kind() {
-    if !python_parser_available() {
+    if !require_python_module("prometheus_client") {
         return;
     }
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -199,18 +189,7 @@ async fn ready_requires_source_waits_for_a_fresh_frame() {
 /// a phone. Screenshots go to target/screenshots/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_updates_live_in_chromium() {
-    let have = Command::new("python3")
-        .args(["-c", "import selenium"])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("chromedriver").arg("--version").output().is_ok();
-    if !have {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "chromium, chromedriver and selenium are required under CI=true"
-        );
-        eprintln!("skipped: no chromium/selenium");
+    if !require_chromium() {
         return;
     }
     let relay = TestRelay::start(Source::Demo(DemoSettings {

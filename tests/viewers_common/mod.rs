@@ -20,42 +20,6 @@ use tokio_util::sync::CancellationToken;
 /// Generous bound for anything that should happen "soon".
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// `true` if `name` runs; without it the test is skipped on a laptop and
-/// fails under `CI=true`.
-pub fn require_tool(name: &str, version_arg: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg(version_arg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is required under CI=true: run scripts/ci-deps-viewers.sh");
-        }
-        eprintln!("skipping: {name} not installed (scripts/ci-deps-viewers.sh installs it)");
-    }
-    found
-}
-
-/// `true` if python3 can import `module` (same CI rule as [`require_tool`]).
-pub fn require_python_module(module: &str) -> bool {
-    if !require_tool("python3", "--version") {
-        return false;
-    }
-    let found = std::process::Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("python3 module {module} is required under CI=true: run scripts/ci-deps-viewers.sh");
-        }
-        eprintln!("skipping: python3 module {module} missing");
-    }
-    found
-}
-
 /// A relay running in this process.
 pub struct Running {
     /// Viewer port.
