@@ -93,6 +93,27 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Publishes `frame(0)`, `frame(1)`, … into `hub` at `fps` on `rt`, as
+/// ingest would, until `stop`.
+fn spawn_publisher(
+    rt: &tokio::runtime::Runtime,
+    hub: Arc<Hub>,
+    stop: CancellationToken,
+    fps: u32,
+    mut frame: impl FnMut(usize) -> Bytes + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
+        for i in 0usize.. {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            hub.publish(frame(i));
+        }
+    })
+}
+
 fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -213,24 +234,11 @@ fn load(viewers: usize, fps: u32, seconds: u64, width: u16, baseline: bool) -> a
     }
 
     // Publisher on the relay runtime, as ingest would be.
-    let publisher = {
-        let hub = hub.clone();
-        let stop = stop.clone();
-        relay_rt.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
-            let mut i = 0usize;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let mut frame = BytesMut::from(&frames[i % frames.len()][..]);
-                restamp(&mut frame, unix_micros());
-                hub.publish(frame.freeze());
-                i += 1;
-            }
-        })
-    };
+    let publisher = spawn_publisher(&relay_rt, hub.clone(), stop.clone(), fps, move |i| {
+        let mut frame = BytesMut::from(&frames[i % frames.len()][..]);
+        restamp(&mut frame, unix_micros());
+        frame.freeze()
+    });
 
     std::thread::sleep(Duration::from_secs(1));
     let connected = hub.counters.viewers.load(Ordering::Relaxed);
@@ -480,23 +488,14 @@ fn browser(fps: u32, seconds: u64, stream_query: &str, chromium: &str) -> anyhow
     let frames: Vec<Bytes> = (0..=255u8).map(coded_frame).collect();
     let published: Arc<Mutex<Vec<(u8, f64)>>> = Arc::default();
     {
-        let (hub, stop, published) = (hub.clone(), stop.clone(), published.clone());
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
-            let mut i = 0usize;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let code = (i % 256) as u8;
-                published
-                    .lock()
-                    .unwrap()
-                    .push((code, unix_micros() as f64 / 1000.0));
-                hub.publish(frames[code as usize].clone());
-                i += 1;
-            }
+        let published = published.clone();
+        spawn_publisher(&rt, hub.clone(), stop.clone(), fps, move |i| {
+            let code = (i % 256) as u8;
+            published
+                .lock()
+                .unwrap()
+                .push((code, unix_micros() as f64 / 1000.0));
+            frames[code as usize].clone()
         });
     }
 
