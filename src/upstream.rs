@@ -343,16 +343,27 @@ impl Upstream {
         }
     }
 
-    /// Sends the GET with an optional `Authorization` header.
-    async fn send(
-        &self,
-        client: &reqwest::Client,
-        authorization: Option<String>,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let mut request = client.get(self.url.url.clone());
-        if let Some(value) = authorization {
-            request = request.header(http::header::AUTHORIZATION, value);
-        }
+    /// Sends the GET with the given credentials.
+    async fn send(&self, client: &reqwest::Client, auth: Auth) -> Result<reqwest::Response, UpstreamError> {
+        let request = client.get(self.url.url.clone());
+        let request = match auth {
+            Auth::None => request,
+            Auth::Basic => match &self.url.user {
+                Some(user) => request.basic_auth(user, self.url.password.as_deref()),
+                None => request,
+            },
+            Auth::Digest(answer) => {
+                let mut value = http::HeaderValue::from_str(&answer).map_err(|_| {
+                    UpstreamError::Unreachable {
+                    url: self.url.redacted(),
+                    cause: "cannot answer the camera's Digest challenge (it holds characters a header cannot)"
+                        .into(),
+                }
+                })?;
+                value.set_sensitive(true);
+                request.header(http::header::AUTHORIZATION, value)
+            }
+        };
         match tokio::time::timeout(RESPONSE_TIMEOUT, request.send()).await {
             Err(_) => Err(UpstreamError::Unreachable {
                 url: self.url.redacted(),
@@ -377,11 +388,8 @@ impl Upstream {
         // Basic credentials go with the first request (as cameras expect),
         // unless this camera has asked for Digest before: then the password
         // only ever travels hashed.
-        let basic = match (&self.url.user, *digest) {
-            (Some(user), false) => Some(basic_header(user, self.url.password.as_deref())),
-            _ => None,
-        };
-        let mut response = self.send(client, basic).await?;
+        let first = if *digest { Auth::None } else { Auth::Basic };
+        let mut response = self.send(client, first).await?;
         // A Digest challenge (RFC 7616): answer it; a stale nonce is
         // re-challenged once more with the fresh nonce.
         for _ in 0..2 {
@@ -400,7 +408,7 @@ impl Upstream {
                 url: url.clone(),
                 cause: format!("cannot answer the camera's Digest challenge ({e})"),
             })?;
-            response = self.send(client, Some(answer.to_header_string())).await?;
+            response = self.send(client, Auth::Digest(answer.to_header_string())).await?;
             let stale = digest_challenge(&response).is_some_and(|p| p.stale);
             if !stale {
                 break;
@@ -483,14 +491,14 @@ impl Upstream {
     }
 }
 
-/// `Basic base64(user:password)`.
-fn basic_header(user: &str, password: Option<&str>) -> String {
-    use base64::Engine;
-    let credentials = format!("{user}:{}", password.unwrap_or(""));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
+/// What a request to the camera carries to authenticate.
+enum Auth {
+    /// Nothing (a camera that asked for Digest before gets no Basic).
+    None,
+    /// HTTP Basic from the URL's credentials, if it has a user.
+    Basic,
+    /// The answer to the camera's Digest challenge.
+    Digest(String),
 }
 
 /// The Digest challenge of a 401 answer, if it has one.
